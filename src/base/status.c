@@ -23,7 +23,14 @@ int rl_err_prefix(rl_err *e, const char *fmt, ...) {
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    size_t n = strlen(pre);
+    if (n > sizeof e->msg - 3) n = sizeof e->msg - 3;
+    memcpy(e->msg, pre, n);
+    memcpy(e->msg + n, ": ", 2);
+    size_t rest = sizeof e->msg - n - 3, ol = strlen(old);
+    if (ol > rest) ol = rest;
+    memcpy(e->msg + n + 2, old, ol);
+    e->msg[n + 2 + ol] = 0;
     return e->code;
 }
 

@@ -1,0 +1,145 @@
+#include "apps/app.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int app_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ringlm: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int *app_parse_ids(const char *s, int *n, const char *what) {
+    int cap = 16, k = 0;
+    int *ids = malloc(sizeof(int) * (size_t)cap);
+    if (!ids) return NULL;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < INT_MIN || v > INT_MAX || (*end && *end != ',')) {
+            app_fail("%s: '%s' is not a comma-separated list of integers (at character %d)", what,
+                     s, (int)(p - s) + 1);
+            free(ids);
+            return NULL;
+        }
+        if (k == cap) {
+            int *q = realloc(ids, sizeof(int) * (size_t)(cap *= 2));
+            if (!q) { free(ids); return NULL; }
+            ids = q;
+        }
+        ids[k++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (k == 0) {
+        app_fail("%s: empty list", what);
+        free(ids);
+        return NULL;
+    }
+    *n = k;
+    return ids;
+}
+
+bool app_int(const char *opt, const char *v, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || end == v || *end || errno || x < lo || x > hi) {
+        app_fail("%s needs an integer in [%ld, %ld], got '%s'", opt, lo, hi, v ? v : "(nothing)");
+        return false;
+    }
+    *out = (int)x;
+    return true;
+}
+
+bool app_float(const char *opt, const char *v, float *out) {
+    char *end;
+    errno = 0;
+    float x = v ? strtof(v, &end) : 0;
+    if (!v || end == v || *end || errno) {
+        app_fail("%s needs a number, got '%s'", opt, v ? v : "(nothing)");
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+void app_progress_layers(void *ctx, int done, int total) {
+    if (!isatty(2)) return;
+    fprintf(stderr, "\r%s: layer %d/%d", (const char *)ctx, done, total);
+    if (done == total) fputs("\n", stderr);
+}
+
+void app_progress_bytes(void *ctx, size_t done, size_t total) {
+    if (!isatty(2)) return;
+    static double last;
+    double now = app_now();
+    if (done < total && now - last < 0.2) return;
+    last = now;
+    fprintf(stderr, "\r%s: %5.1f%% (%.2f / %.2f GB)", (const char *)ctx,
+            total ? 100.0 * (double)done / (double)total : 100.0, (double)done / 1e9,
+            (double)total / 1e9);
+    if (done >= total) fputs("\n", stderr);
+}
+
+const char *const app_model_opts_help =
+    "  -m, --model DIR          checkpoint directory (config.json + *.safetensors)\n"
+    "  -t, --threads N          threads (default: all cores)\n"
+    "  --decay-convention C     Lightning decay layer factor: engine (default,\n"
+    "                           f(l)=1-l/(L-1)) or hf (f(l)=1-(l-1)/(L-1)); overrides\n"
+    "                           config.json's ringlm_decay_convention\n"
+    "  --ref-ops                use the plain reference kernels (slow; for testing)\n";
+
+int app_model_opt(app_model_opts *o, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+        if (!v) return app_fail("%s needs a directory", a), -1;
+        o->dir = v;
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+        if (!app_int(a, v, 0, 4096, &o->threads)) return -1;
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "--decay-convention")) {
+        if (v && !strcmp(v, "engine")) o->decay_conv = RL_DECAY_ENGINE;
+        else if (v && !strcmp(v, "hf")) o->decay_conv = RL_DECAY_HF;
+        else return app_fail("--decay-convention must be 'engine' or 'hf'"), -1;
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "--ref-ops")) {
+        o->ref_ops = true;
+        return 1;
+    }
+    return 0;
+}
+
+int app_load(const app_model_opts *o, rl_model *m) {
+    if (!o->dir) return app_fail("no model: pass -m DIR");
+    if (o->threads > 0) rl_set_threads(o->threads);
+    rl_load_opts lo = {.ops = o->ref_ops ? &rl_ops_ref : NULL, .decay_conv = o->decay_conv,
+                       .progress = app_progress_layers, .progress_ctx = (void *)"loading"};
+    rl_err e = {0};
+    if (rl_model_load(o->dir, &lo, m, &e)) return app_fail("%s", e.msg);
+    return 0;
+}
+
+double app_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,49 @@
+/* Shared helpers of the ringlm command-line tools. */
+#ifndef RL_APPS_APP_H
+#define RL_APPS_APP_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "engine/step.h"
+#include "model/model.h"
+
+/* Each command: argc/argv start at the command name. Returns the exit code. */
+int cmd_logits(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Prints "ringlm: error: msg" to stderr and returns 1. */
+int app_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parses "1,2,3" into a malloc'd array; NULL with a message on error. */
+int *app_parse_ids(const char *s, int *n, const char *what);
+/* Parses an int / float option value or fails with the option's name. */
+bool app_int(const char *opt, const char *v, long lo, long hi, int *out);
+bool app_float(const char *opt, const char *v, float *out);
+
+/* Progress on a terminal (stderr is a tty): "label  42% (x/y)". */
+void app_progress_layers(void *ctx, int done, int total);
+void app_progress_bytes(void *ctx, size_t done, size_t total);
+
+/* Options every model command shares. */
+typedef struct app_model_opts {
+    const char *dir;
+    int threads;       /* 0: all cores */
+    int decay_conv;    /* -1: config's */
+    bool ref_ops;      /* --ref-ops: plain reference kernels (slow; for tests) */
+} app_model_opts;
+
+/* Consumes a shared option at argv[*i] (advancing *i past its value);
+ * returns 1 when consumed, 0 when not ours, -1 on a bad value. */
+int app_model_opt(app_model_opts *o, int argc, char **argv, int *i);
+/* Help text of the shared options. */
+extern const char *const app_model_opts_help;
+/* Loads the model (with progress), sets threads. Prints errors. */
+int app_load(const app_model_opts *o, rl_model *m);
+
+double app_now(void);
+
+#endif

@@ -1,0 +1,179 @@
+/* ringlm bench: llama-bench-style prefill and decode speed, judged against
+ * the memory bandwidth probed right before and after each figure. */
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apps/app.h"
+
+/* Read bandwidth in GB/s: all threads sum a 1 GiB buffer (best of 3). */
+static double probe_bandwidth(void) {
+    size_t n = (size_t)1 << 27; /* 2^27 doubles = 1 GiB */
+    double *buf = malloc(n * sizeof(double));
+    if (!buf) return 0;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) buf[i] = (double)(i & 7);
+    double best = 0, sink = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = app_now(), s = 0;
+#pragma omp parallel for schedule(static) reduction(+ : s)
+        for (size_t i = 0; i < n; i++) s += buf[i];
+        double dt = app_now() - t0;
+        sink += s;
+        double bw = (double)(n * sizeof(double)) / dt / 1e9;
+        if (bw > best) best = bw;
+    }
+    free(buf);
+    if (sink < 0) fprintf(stderr, "%g", sink);
+    return best;
+}
+
+static int64_t wbytes(const rl_wmat *w) {
+    return w->data ? (int64_t)w->rows * w->cols * (int64_t)rl_dtype_size(w->dtype) : 0;
+}
+
+/* Weight bytes one decode token must read: every dense matrix, the router,
+ * top-k + shared experts per MoE layer, the LM head. */
+static int64_t active_weight_bytes(const rl_model *m) {
+    const rl_config *c = &m->cfg;
+    int64_t b = wbytes(&m->lm_head);
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        const rl_layer *ly = &m->layers[l];
+        b += wbytes(&ly->qkv) + wbytes(&ly->dense) + wbytes(&ly->g_proj);
+        if (!ly->moe) {
+            b += wbytes(&ly->gate) + wbytes(&ly->up) + wbytes(&ly->down);
+        } else {
+            b += wbytes(&ly->router) +
+                 c->num_experts_per_tok * (wbytes(&ly->e_gate[0]) + wbytes(&ly->e_up[0]) + wbytes(&ly->e_down[0]));
+            b += wbytes(&ly->s_gate) + wbytes(&ly->s_up) + wbytes(&ly->s_down);
+        }
+    }
+    return b;
+}
+
+static void stats(const double *x, int n, double *mean, double *sd) {
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++) s += x[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) q += (x[i] - *mean) * (x[i] - *mean);
+    *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
+}
+
+static uint64_t rnd(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 33;
+}
+
+/* Brings a fresh slot to `depth` tokens in prefill steps of 512. */
+static int fill_depth(rl_engine *eng, rl_slot *sl, int depth, int *tok, rl_err *e) {
+    for (int d = 0; d < depth;) {
+        int k = depth - d < 512 ? depth - d : 512;
+        rl_span s = {sl, tok + d, k, sl->pos, RL_LOGITS_NONE, NULL};
+        if (rl_step(eng, &s, 1, e)) return 1;
+        d += k;
+    }
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    app_model_opts mo = {.decay_conv = -1};
+    int p = 512, n = 128, depth = 0, reps = 3;
+    for (int i = 1; i < argc; i++) {
+        int r = app_model_opt(&mo, argc, argv, &i);
+        if (r < 0) return 1;
+        if (r) continue;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: ringlm bench -m DIR [-p 512] [-n 128] [-d DEPTH] [-t THREADS] [-r REPS]\n"
+                   "Prefill of p tokens and decode of n tokens after `depth` tokens of context,\n"
+                   "tokens/s as mean +- sd over REPS runs, with the read bandwidth probed before\n"
+                   "and after and the decode floor it implies (active weight bytes per token).\n"
+                   "  -p N   prompt tokens (0: skip)      -n N   decoded tokens (0: skip)\n"
+                   "  -d N   context depth (default 0)    -r N   repetitions (default 3)\n%s",
+                   app_model_opts_help);
+            return 0;
+        }
+        bool ok;
+        if (!strcmp(a, "-p")) ok = app_int(a, v, 0, 1 << 20, &p);
+        else if (!strcmp(a, "-n")) ok = app_int(a, v, 0, 1 << 20, &n);
+        else if (!strcmp(a, "-d")) ok = app_int(a, v, 0, 1 << 24, &depth);
+        else if (!strcmp(a, "-r")) ok = app_int(a, v, 1, 1000, &reps);
+        else return app_fail("bench: unknown option '%s'", a);
+        if (!ok) return 1;
+        i++;
+    }
+    rl_model m;
+    if (app_load(&mo, &m)) return 1;
+    rl_engine eng = {0};
+    rl_err e = {0};
+    int rc = 1, total = depth + p + n + 1;
+    int *tok = malloc(sizeof(int) * (size_t)total);
+    float *logits = malloc(sizeof(float) * (size_t)m.cfg.vocab_size);
+    double *pp = calloc((size_t)reps, sizeof(double)), *tg = calloc((size_t)reps, sizeof(double));
+    if (!tok || !logits || !pp || !tg || rl_engine_init(&eng, &m, 0, &e)) {
+        app_fail("%s", e.msg[0] ? e.msg : "out of memory");
+        goto out;
+    }
+    eng.max_ctx = total > eng.max_ctx ? total : eng.max_ctx;
+    uint64_t seed = 1234;
+    for (int i = 0; i < total; i++) tok[i] = (int)(rnd(&seed) % (uint64_t)m.cfg.vocab_size);
+    double bw0 = probe_bandwidth();
+    for (int r = 0; r < reps; r++) {
+        rl_slot sl;
+        if (rl_slot_init(&sl, &m, &e)) { app_fail("%s", e.msg); goto out; }
+        if (fill_depth(&eng, &sl, depth, tok, &e)) { app_fail("%s", e.msg); rl_slot_free(&sl, &eng.pool); goto out; }
+        rl_slot base;
+        if (rl_slot_init(&base, &m, &e) || rl_slot_fork(&base, &sl, &eng.pool, &e)) {
+            app_fail("%s", e.msg);
+            goto out;
+        }
+        if (p) {
+            double t0 = app_now();
+            rl_span s = {&sl, tok + depth, p, sl.pos, RL_LOGITS_LAST, logits};
+            if (rl_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
+            pp[r] = p / (app_now() - t0);
+        }
+        if (n) { /* decode from the depth point, as llama-bench's tg */
+            double t0 = app_now();
+            for (int i = 0; i < n; i++) {
+                rl_span s = {&base, tok + depth + p + i, 1, base.pos, RL_LOGITS_LAST, logits};
+                if (rl_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
+            }
+            tg[r] = n / (app_now() - t0);
+        }
+        rl_slot_free(&sl, &eng.pool);
+        rl_slot_free(&base, &eng.pool);
+        if (isatty(2)) fprintf(stderr, "\rrep %d/%d", r + 1, reps);
+    }
+    if (isatty(2)) fputc('\n', stderr);
+    double bw1 = probe_bandwidth();
+    double awb = (double)active_weight_bytes(&m);
+    printf("| model | threads | isa | test | t/s | note |\n|---|---|---|---|---|---|\n");
+    double mean, sd;
+    if (p) {
+        stats(pp, reps, &mean, &sd);
+        printf("| %s | %d | %s | pp%d @ d%d | %.2f ± %.2f | |\n", mo.dir, omp_get_max_threads(),
+               m.ops == &rl_ops_ref ? "ref" : rl_ops_cpu_isa(), p, depth, mean, sd);
+    }
+    if (n) {
+        stats(tg, reps, &mean, &sd);
+        double bw = 0.5 * (bw0 + bw1);
+        double floor = bw * 1e9 / awb;
+        printf("| %s | %d | %s | tg%d @ d%d | %.2f ± %.2f | floor %.2f t/s = %.3f GB active "
+               "weights / %.1f GB/s (probe %.1f before, %.1f after); %.0f%% of floor |\n",
+               mo.dir, omp_get_max_threads(), m.ops == &rl_ops_ref ? "ref" : rl_ops_cpu_isa(), n,
+               depth, mean, sd, floor, awb / 1e9, bw, bw0, bw1, 100 * mean / floor);
+    }
+    rc = 0;
+out:
+    rl_engine_free(&eng);
+    rl_model_free(&m);
+    free(tok);
+    free(logits);
+    free(pp);
+    free(tg);
+    return rc;
+}

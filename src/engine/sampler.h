@@ -1,0 +1,48 @@
+/* Token sampler with llama.cpp's parameters, defaults and order:
+ * penalties (repeat, presence, frequency over the last repeat_last_n tokens)
+ * -> top-k -> top-p -> min-p -> temperature -> draw. temperature <= 0 is
+ * greedy (argmax after penalties; exact ties: lower id). Ids at or above
+ * n_vocab_valid (padding rows of the LM head) are never sampled. */
+#ifndef RL_ENGINE_SAMPLER_H
+#define RL_ENGINE_SAMPLER_H
+
+#include <stdint.h>
+
+typedef struct rl_sampler_params {
+    float temperature;      /* 0.8 */
+    int top_k;              /* 40; <= 0: off */
+    float top_p;            /* 0.95; 1: off */
+    float min_p;            /* 0.05; 0: off */
+    float repeat_penalty;   /* 1.0: off */
+    int repeat_last_n;      /* 64; -1: whole history */
+    float presence_penalty; /* 0 */
+    float frequency_penalty;/* 0 */
+    uint64_t seed;          /* RL_SEED_RANDOM: from the clock */
+} rl_sampler_params;
+
+#define RL_SEED_RANDOM 0xFFFFFFFFull
+
+void rl_sampler_defaults(rl_sampler_params *p);
+
+typedef struct rl_sampler {
+    rl_sampler_params p;
+    uint64_t rng[4];
+    int *hist; /* ring of the last tokens, for penalties */
+    int hist_cap, hist_len, hist_head;
+    /* scratch */
+    int *idx;
+    float *val;
+    int n_vocab;
+} rl_sampler;
+
+int rl_sampler_init(rl_sampler *s, const rl_sampler_params *p, int n_vocab);
+void rl_sampler_free(rl_sampler *s);
+/* Records a token (prompt or generated) for the penalties. */
+void rl_sampler_accept(rl_sampler *s, int token);
+/* Picks the next token from logits[n_vocab]; ids >= n_valid are excluded.
+ * logits is not modified. */
+int rl_sampler_sample(rl_sampler *s, const float *logits, int n_valid);
+/* The seed actually used (resolved when RL_SEED_RANDOM was asked). */
+uint64_t rl_sampler_seed(const rl_sampler *s);
+
+#endif
