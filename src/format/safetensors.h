@@ -28,7 +28,8 @@ typedef struct rl_tensor {
     int ndim;
     int64_t shape[RL_MAX_DIMS];
     int64_t numel;
-    const void *data; /* points into the mmap (or the caller's buffer) */
+    const void *data; /* points into the mmap (or the caller's buffer); not
+                         necessarily aligned to the element size */
     size_t nbytes;
     size_t offset; /* byte offset of data inside the data section */
 } rl_tensor;
@@ -67,12 +68,17 @@ typedef struct rl_st_entry {
 
 /* Called to produce a tensor's bytes when entry.data is NULL (lets mkmodel
  * stream gigabytes of random weights without holding them). Writes nbytes
- * into buf (a scratch buffer of the writer). */
+ * into buf (a scratch buffer of the writer, at most 16 MiB). A tensor larger
+ * than the buffer is asked for in consecutive pieces, in order, by several
+ * calls with the same index (each piece a whole number of elements); the
+ * callback keeps its own position. Zero-size tensors are never asked for.
+ * A non-zero return aborts the write (no file is left behind). */
 typedef int (*rl_st_fill_fn)(void *ctx, int index, void *buf, size_t nbytes, rl_err *e);
 
 /* Writes entries (in the given order) to path atomically (path.tmp, fsync,
- * rename). metadata_json: "{...}" or NULL. progress: NULL, or called after
- * each tensor with bytes written so far and total. */
+ * rename). metadata_json: "{...}" (an object of strings) or NULL. progress:
+ * NULL, or called after each tensor (and each piece of a streamed one) with
+ * the file bytes written so far and the file's total size. */
 int rl_st_write(const char *path, const rl_st_entry *entries, int n,
                 const char *metadata_json, rl_st_fill_fn fill, void *fill_ctx,
                 void (*progress)(void *ctx, size_t done, size_t total),
