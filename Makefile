@@ -7,7 +7,7 @@ all:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-test: all
+test: deps all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 test-unit: all

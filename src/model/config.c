@@ -62,7 +62,10 @@ static const char *get_str(json_t *root, const char *key) {
 #define TRY(x)                       \
     do {                             \
         int rc_ = (x);               \
-        if (rc_) goto fail;          \
+        if (rc_) {                   \
+            rc = rc_;                \
+            goto fail;               \
+        }                            \
     } while (0)
 
 int rl_config_parse(const char *text, const char *label, rl_config *c, rl_err *e) {
@@ -139,12 +142,12 @@ int rl_config_parse(const char *text, const char *label, rl_config *c, rl_err *e
      * are refused, never silently ignored. */
     const char *act = get_str(root, "hidden_act");
     if (act && strcmp(act, "silu") != 0) {
-        rl_errf(e, RL_E_UNSUPPORTED, "%s: hidden_act '%s' is not supported (only 'silu')", label, act);
+        rc = rl_errf(e, RL_E_UNSUPPORTED, "%s: hidden_act '%s' is not supported (only 'silu')", label, act);
         goto fail;
     }
     const char *sf = get_str(root, "score_function");
     if (sf && strcmp(sf, "sigmoid") != 0) {
-        rl_errf(e, RL_E_UNSUPPORTED, "%s: score_function '%s' is not supported (only 'sigmoid')",
+        rc = rl_errf(e, RL_E_UNSUPPORTED, "%s: score_function '%s' is not supported (only 'sigmoid')",
                 label, sf);
         goto fail;
     }
@@ -153,7 +156,7 @@ int rl_config_parse(const char *text, const char *label, rl_config *c, rl_err *e
         bool b;
         TRY(get_bool(root, bools_false[i], false, &b, label, e));
         if (b) {
-            rl_errf(e, RL_E_UNSUPPORTED, "%s: %s = true is not supported (no biases)", label,
+            rc = rl_errf(e, RL_E_UNSUPPORTED, "%s: %s = true is not supported (no biases)", label,
                     bools_false[i]);
             goto fail;
         }
@@ -161,12 +164,12 @@ int rl_config_parse(const char *text, const char *label, rl_config *c, rl_err *e
     bool rms;
     TRY(get_bool(root, "use_rmsnorm", true, &rms, label, e));
     if (!rms) {
-        rl_errf(e, RL_E_UNSUPPORTED, "%s: use_rmsnorm = false is not supported", label);
+        rc = rl_errf(e, RL_E_UNSUPPORTED, "%s: use_rmsnorm = false is not supported", label);
         goto fail;
     }
     json_t *rs = json_object_get(root, "rope_scaling");
     if (rs && !json_is_null(rs)) {
-        rl_errf(e, RL_E_UNSUPPORTED, "%s: rope_scaling is not supported yet (must be null)", label);
+        rc = rl_errf(e, RL_E_UNSUPPORTED, "%s: rope_scaling is not supported yet (must be null)", label);
         goto fail;
     }
     const char *dc = get_str(root, "ringlm_decay_convention");
