@@ -51,18 +51,24 @@ static int bind_mat(binder *b, const char *name, int rows, int cols, rl_wmat *w)
         if (!s)
             return rl_errf(b->e, RL_E_SHAPE, "%s: F8_E4M3 tensor '%s' has no scale tensor '%s'",
                            b->m->ckpt.dir, name, sn);
-        if (s->dtype != RL_F32 || s->ndim != 2 || s->shape[0] < 1 || s->shape[1] < 1 ||
-            s->shape[0] > rows || s->shape[1] > cols)
-            return rl_errf(b->e, RL_E_SHAPE, "%s: scale tensor '%s' must be F32 of shape [rb, cb]",
-                           b->m->ckpt.dir, sn);
-        int rb = (int)s->shape[0], cb = (int)s->shape[1];
-        int sbr = (rows + rb - 1) / rb, sbc = (cols + cb - 1) / cb;
-        if ((rows + sbr - 1) / sbr != rb || (cols + sbc - 1) / sbc != cb)
-            return rl_errf(b->e, RL_E_SHAPE, "%s: scale tensor '%s' shape [%d, %d] does not tile [%d, %d]",
-                           b->m->ckpt.dir, sn, rb, cb, rows, cols);
+        /* The Hugging Face FP8 layout (DeepSeek-V3, Qwen3-FP8): 128 x 128 blocks,
+         * scales [ceil(rows/128), ceil(cols/128)]; a single value is per-tensor. */
+        int rb = (rows + 127) / 128, cb = (cols + 127) / 128;
+        if (s->dtype != RL_F32)
+            return rl_errf(b->e, RL_E_SHAPE, "%s: scale tensor '%s' must be F32, not %s",
+                           b->m->ckpt.dir, sn, rl_dtype_name(s->dtype));
+        if (s->numel == 1) {
+            w->sbr = rows;
+            w->sbc = cols;
+        } else if (s->ndim == 2 && s->shape[0] == rb && s->shape[1] == cb) {
+            w->sbr = 128;
+            w->sbc = 128;
+        } else {
+            return rl_errf(b->e, RL_E_SHAPE,
+                           "%s: scale tensor '%s' must have shape [%d, %d] (128x128 blocks) or one "
+                           "element", b->m->ckpt.dir, sn, rb, cb);
+        }
         w->scale = s->data;
-        w->sbr = sbr;
-        w->sbc = sbc;
         b->bytes += (int64_t)s->nbytes;
     }
     return RL_OK;
