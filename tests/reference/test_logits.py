@@ -114,6 +114,9 @@ CASES = [
     ("weights_f32", base(partial_rotary_factor=1.0, head_dim=16, num_attention_heads=4,
                          num_key_value_heads=2, group_norm_size=4), 65, {"dtype": "f32"}),
     ("weights_f16", base(vocab_size=1000, rope_theta=1000000.0), 64, {"dtype": "f16"}),
+    ("weights_f8_blocks", base(hidden_size=136, intermediate_size=200, vocab_size=300, num_attention_heads=4,
+                               num_key_value_heads=2, head_dim=40, group_norm_size=2, num_hidden_layers=3,
+                               layer_group_size=3, moe_intermediate_size=24), 65, {"dtype": "f8"}),
     ("hd32_h4_hidden48", base(hidden_size=48, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
                               group_norm_size=2, num_hidden_layers=3, layer_group_size=3), 150,
      {"dtype": "f32"}),
@@ -182,12 +185,15 @@ def make_model(exe, name, cfg, seed, opts, root):
 def check_layout(d, opts):
     """Make sure mkmodel wrote what the case claims to cover."""
     dt = st_dtypes(d)
-    want = {"bf16": "BF16", "f32": "F32", "f16": "F16"}[opts.get("dtype", "bf16")]
+    want = {"bf16": "BF16", "f32": "F32", "f16": "F16", "f8": "F8_E4M3"}[opts.get("dtype", "bf16")]
     wr = {"bf16": "BF16", "f32": "F32"}[opts.get("router_dtype", "f32")]
     probs = []
-    e = dt.get("model.word_embeddings.weight")
-    if e != want:
-        probs.append("embedding dtype %s, asked %s" % (e, want))
+    # the matrices of the layers carry --dtype (embedding / LM head may stay bf16 for f8)
+    k = "model.layers.0.attention.query_key_value.weight"
+    if dt.get(k) != want:
+        probs.append("%s dtype %s, asked %s" % (k, dt.get(k), want))
+    if want == "F8_E4M3" and k + "_scale_inv" not in dt:
+        probs.append("no %s_scale_inv" % k)
     for k, v in dt.items():
         if k.endswith("mlp.gate.weight") and v != wr:
             probs.append("%s dtype %s, asked %s" % (k, v, wr))
