@@ -46,7 +46,7 @@ for h in "${HARNESSES[@]}"; do
   echo "== $h: ${SECS}s, seeds ${seeds#$ROOT/} (log ${log#$ROOT/})"
   "$B/tests/$h" "${args[@]}" "${dirs[@]}" >"$log" 2>&1
   rc=$?
-  grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" | tail -3
+  grep -E '(DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" | tail -3
   if [ $rc -ne 0 ]; then
     echo "fuzz.sh: $h FAILED (exit $rc); last lines of $log:" >&2
     tail -40 "$log" >&2
