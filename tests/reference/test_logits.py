@@ -128,6 +128,9 @@ CASES = [
                                  topk_group=1), 63, {}),
     ("no_qk_norm", base(use_qk_norm=False, num_hidden_layers=3, layer_group_size=3), 65,
      {"dtype": "f32"}),
+    # a large eps makes the scales in front of every norm observable (e.g. the 1/sqrt(D) of the
+    # Lightning output, otherwise divided out by the group RMSNorm)
+    ("large_eps", base(rms_norm_eps=0.5, num_hidden_layers=3, layer_group_size=3), 65, {"dtype": "f32"}),
     # only the keys SPEC/§0 treat as required; everything else takes the documented defaults
     ("defaults_minimal", {"vocab_size": 400, "hidden_size": 64, "num_hidden_layers": 3,
                           "num_attention_heads": 4, "num_key_value_heads": 2, "layer_group_size": 3,
