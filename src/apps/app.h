@@ -14,6 +14,9 @@ int cmd_generate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 
 /* Prints "ringlm: error: msg" to stderr and returns 1. */
 int app_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -14,6 +14,9 @@ static const struct {
     {"info", cmd_info, "describe a checkpoint: schedule, parameters, memory"},
     {"bench", cmd_bench, "prefill and decode speed against the bandwidth floor"},
     {"mkmodel", cmd_mkmodel, "write a random-weight checkpoint of a preset or config"},
+    {"tokenize", cmd_tokenize, "text to token ids with a tokenizer.json"},
+    {"detokenize", cmd_detokenize, "token ids to text with a tokenizer.json"},
+    {"template", cmd_template, "render a chat template (tokenizer_config.json) for messages"},
 };
 
 static void usage(FILE *f) {
