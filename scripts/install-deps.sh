@@ -5,9 +5,10 @@ set -euo pipefail
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in build-essential cmake pkg-config libjansson-dev libpcre2-dev libmicrohttpd-dev \
-         python3-torch python3-numpy python3-jinja2 clang libclang-rt-14-dev nodejs npm; do
+         python3-torch python3-numpy python3-jinja2 clang libclang-rt-14-dev; do
   have_pkg "$p" || need+=("$p")
 done
+command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 from test_logits import base  # noqa: E402  (the same config vocabulary as the model test)
+import ring_ref  # noqa: E402
 
 N = 150
 
@@ -130,6 +131,19 @@ def main(argv):
             RESULTS.append((name + " setup", False))
             print("FAIL %s setup: %s" % (name, e))
             continue
+
+        # the invariant output must also be the right one (SPEC; tolerance as in test_logits)
+        try:
+            r = ring_ref.logits(d, ids).numpy()
+            c = np.frombuffer(base_bytes, dtype="<f4").reshape(N, V).astype(np.float64)
+            err = float(np.max(np.linalg.norm(c - r, axis=1) / np.linalg.norm(r, axis=1)))
+            ok = err < 1e-3
+        except Exception as e:  # noqa: BLE001
+            err, ok = float("nan"), False
+            print("  reference failed: %s" % e)
+        RESULTS.append((name + " whole vs reference", ok))
+        print("%-4s %s: whole sequence vs float64 reference, max row rel %.2e"
+              % ("ok" if ok else "FAIL", name, err))
 
         comp_short = [[5, 9, 2, 7], [3, 3, 8]]
         comp_mixed = [[rng.randrange(V) for _ in range(40)], [rng.randrange(V) for _ in range(N)],

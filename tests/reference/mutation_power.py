@@ -176,11 +176,11 @@ def main(argv):
         rng = random.Random(1000 + i)
         ids = [rng.randrange(cfg["vocab_size"]) for _ in range(n)]
         c = np.fromfile(out, dtype="<f4").reshape(n, cfg["vocab_size"]).astype(np.float64)
-        cases.append((name, d, ids, c))
+        cases.append((name, d, ids, c, opts.get("decay_flag")))
     if not cases:
         print("no kept outputs under %s: run test_logits.py --keep first" % root)
         return 1
-    models = {name: R.Model(d) for name, d, _, _ in cases}
+    models = {name: R.Model(d, flag) for name, d, _, _, flag in cases}
     names = list(MUTANTS) + ["schedule_no_tail_rule", "first_k_dense_off_by_one"]
     blind = []
     for mname in names:
@@ -191,7 +191,7 @@ def main(argv):
         for k, v in MUTANTS.get(mname, []):
             setattr(R, k, v)
         caught, worst = [], 0.0
-        for name, d, ids, c in cases:
+        for name, d, ids, c, _ in cases:
             m = models[name]
             saved = (R.Config.is_softmax, R.Config.is_moe)
             if mname == "schedule_no_tail_rule":

@@ -128,6 +128,10 @@ CASES = [
                                  topk_group=1), 63, {}),
     ("no_qk_norm", base(use_qk_norm=False, num_hidden_layers=3, layer_group_size=3), 65,
      {"dtype": "f32"}),
+    # the CLI flag overrides config.json (SPEC §0.1: selectable without recompiling)
+    ("cli_flag_hf", base(num_hidden_layers=4, layer_group_size=4), 65, {"decay_flag": "hf"}),
+    ("cli_flag_engine_over_hf", base(num_hidden_layers=4, layer_group_size=4,
+                                     ringlm_decay_convention="hf"), 65, {"decay_flag": "engine"}),
     # a large eps makes the scales in front of every norm observable (e.g. the 1/sqrt(D) of the
     # Lightning output, otherwise divided out by the group RMSNorm)
     ("large_eps", base(rms_norm_eps=0.5, num_hidden_layers=3, layer_group_size=3), 65, {"dtype": "f32"}),
@@ -248,13 +252,15 @@ def main(argv):
             d = make_model(exe, name, cfg, seed, opts, root)
             probs = check_layout(d, opts)
             out = os.path.join(root, name + ".f32")
-            run([exe, "logits", "-m", d, "--ids", ",".join(map(str, ids)), "--out", out])
+            flag = opts.get("decay_flag")
+            run([exe, "logits", "-m", d, "--ids", ",".join(map(str, ids)), "--out", out] +
+                (["--decay-convention", flag] if flag else []))
             V = cfg["vocab_size"]
             c = np.fromfile(out, dtype="<f4")
             if c.size != n * V:
                 raise RuntimeError("output has %d floats, expected %d x %d" % (c.size, n, V))
             c = c.reshape(n, V).astype(np.float64)
-            r = ring_ref.logits(d, ids).numpy()
+            r = ring_ref.logits(d, ids, opts.get("decay_flag")).numpy()
             margin = ring_ref.ROUTING_STATS["min_margin"]
             err = row_errors(c, r)
             worst = int(np.nanargmax(err)) if np.isfinite(err).any() else 0
