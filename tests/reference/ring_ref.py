@@ -9,6 +9,8 @@ Conventions chosen where SPEC is silent (documented here and in the report):
   * Decay factor f(l) (SPEC §0.1 / §3.5.1): "engine" f(l) = 1 - l/(L-1) + 1e-5 (default),
     "hf" f(l) = 1 - (l-1)/(L-1) + 1e-5 (no clamp: layer 0 gets f > 1).  With L == 1 both formulas
     divide by zero; we use f = 1 + 1e-5 (the value both conventions give the layer whose offset is 0).
+    (With the tail rule of SPEC §1.3 a one-layer model's only layer is softmax, so this value is never
+    used by a forward; it is defined for completeness.)
   * Group top-k: groups are ranked by the sum of their min(2, group size) largest biased scores;
     exact ties between groups and between experts go to the lower index (SPEC §0.3).
   * Routed weights are normalized over the chosen experts (sigma / (sum + 1e-20)) when

@@ -132,6 +132,10 @@ CASES = [
     ("cli_flag_hf", base(num_hidden_layers=4, layer_group_size=4), 65, {"decay_flag": "hf"}),
     ("cli_flag_engine_over_hf", base(num_hidden_layers=4, layer_group_size=4,
                                      ringlm_decay_convention="hf"), 65, {"decay_flag": "engine"}),
+    # tail rule edge cases: L=1 (the single layer is softmax, so the L==1 decay is never used) and
+    # layer_group_size > L (every layer is softmax)
+    ("single_layer", base(num_hidden_layers=1, layer_group_size=5, first_k_dense_replace=0), 65, {}),
+    ("group_gt_layers", base(num_hidden_layers=3, layer_group_size=4), 64, {}),
     # a large eps makes the scales in front of every norm observable (e.g. the 1/sqrt(D) of the
     # Lightning output, otherwise divided out by the group RMSNorm)
     ("large_eps", base(rms_norm_eps=0.5, num_hidden_layers=3, layer_group_size=3), 65, {"dtype": "f32"}),
