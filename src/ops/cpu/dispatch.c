@@ -1,4 +1,5 @@
 /* Runtime choice of the CPU ISA level, the per-level op tables, threads. */
+#include <cpuid.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,18 +14,24 @@ const char *rl_cpu_isa_name(rl_isa isa) {
     return (unsigned)isa < RL_ISA_COUNT ? isa_names[isa] : "?";
 }
 
+/* F16C via CPUID leaf 1 (clang's __builtin_cpu_supports has no "f16c"). */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
 int rl_cpu_isa_supported(rl_isa isa) {
     __builtin_cpu_init();
     switch (isa) {
     case RL_ISA_PORTABLE: return 1;
     case RL_ISA_AVX2:
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
+               has_f16c();
     case RL_ISA_AVX512:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
+               has_f16c();
     default: return 0;
     }
 }
