@@ -4,7 +4,7 @@
 set -euo pipefail
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in build-essential cmake pkg-config libjansson-dev libpcre2-dev libmicrohttpd-dev \
+for p in build-essential cmake pkg-config libjansson-dev libpcre2-dev libicu-dev libmicrohttpd-dev \
          python3-torch python3-numpy python3-jinja2 clang libclang-rt-14-dev; do
   have_pkg "$p" || need+=("$p")
 done
