@@ -76,8 +76,11 @@ bool app_float(const char *opt, const char *v, float *out) {
 
 void app_progress_layers(void *ctx, int done, int total) {
     if (!isatty(2)) return;
-    fprintf(stderr, "\r%s: layer %d/%d", (const char *)ctx, done, total);
-    if (done == total) fputs("\n", stderr);
+    if (done >= 0)
+        fprintf(stderr, "\r%s: layer %d/%d", (const char *)ctx, done, total);
+    else
+        fprintf(stderr, "\r%s: laying out matrices %d/%d", (const char *)ctx, -done, total);
+    if (done == total || -done == total) fputs("\n", stderr);
 }
 
 void app_progress_bytes(void *ctx, size_t done, size_t total) {

@@ -9,25 +9,33 @@
 
 #include "apps/app.h"
 
-/* Read bandwidth in GB/s: all threads sum a 1 GiB buffer (best of 3). */
+/* Read bandwidth in GB/s: all threads stream a 1 GiB buffer (best of 3).
+ * Eight independent integer accumulators keep the loop bound by memory,
+ * not by an add's latency. */
 static double probe_bandwidth(void) {
-    size_t n = (size_t)1 << 27; /* 2^27 doubles = 1 GiB */
-    double *buf = malloc(n * sizeof(double));
+    size_t n = (size_t)1 << 27; /* 2^27 u64 = 1 GiB */
+    uint64_t *buf = malloc(n * sizeof(uint64_t));
     if (!buf) return 0;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) buf[i] = (double)(i & 7);
-    double best = 0, sink = 0;
+    for (size_t i = 0; i < n; i++) buf[i] = i;
+    double best = 0;
+    uint64_t sink = 0;
     for (int r = 0; r < 3; r++) {
-        double t0 = app_now(), s = 0;
+        double t0 = app_now();
+        uint64_t s = 0;
 #pragma omp parallel for schedule(static) reduction(+ : s)
-        for (size_t i = 0; i < n; i++) s += buf[i];
+        for (size_t i = 0; i < n; i += 8) {
+            uint64_t a0 = buf[i], a1 = buf[i + 1], a2 = buf[i + 2], a3 = buf[i + 3];
+            uint64_t a4 = buf[i + 4], a5 = buf[i + 5], a6 = buf[i + 6], a7 = buf[i + 7];
+            s += (a0 ^ a1) + (a2 ^ a3) + (a4 ^ a5) + (a6 ^ a7);
+        }
         double dt = app_now() - t0;
         sink += s;
-        double bw = (double)(n * sizeof(double)) / dt / 1e9;
+        double bw = (double)(n * sizeof(uint64_t)) / dt / 1e9;
         if (bw > best) best = bw;
     }
     free(buf);
-    if (sink < 0) fprintf(stderr, "%g", sink);
+    if (sink == 42) fputc(' ', stderr);
     return best;
 }
 
@@ -120,8 +128,11 @@ int cmd_bench(int argc, char **argv) {
     eng.max_ctx = total > eng.max_ctx ? total : eng.max_ctx;
     uint64_t seed = 1234;
     for (int i = 0; i < total; i++) tok[i] = (int)(rnd(&seed) % (uint64_t)m.cfg.vocab_size);
-    double bw0 = probe_bandwidth();
-    for (int r = 0; r < reps; r++) {
+    double bw0 = 0;
+    /* rep -1 is a warm-up (page faults of the mmap'd weights, allocations),
+     * as llama-bench does; the bandwidth is probed right after it */
+    for (int r = -1; r < reps; r++) {
+        if (r == 0) bw0 = probe_bandwidth();
         rl_slot sl;
         if (rl_slot_init(&sl, &m, &e)) { app_fail("%s", e.msg); goto out; }
         if (fill_depth(&eng, &sl, depth, tok, &e)) { app_fail("%s", e.msg); rl_slot_free(&sl, &eng.pool); goto out; }
@@ -134,7 +145,7 @@ int cmd_bench(int argc, char **argv) {
             double t0 = app_now();
             rl_span s = {&sl, tok + depth, p, sl.pos, RL_LOGITS_LAST, logits};
             if (rl_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
-            pp[r] = p / (app_now() - t0);
+            if (r >= 0) pp[r] = p / (app_now() - t0);
         }
         if (n) { /* decode from the depth point, as llama-bench's tg */
             double t0 = app_now();
@@ -142,11 +153,11 @@ int cmd_bench(int argc, char **argv) {
                 rl_span s = {&base, tok + depth + p + i, 1, base.pos, RL_LOGITS_LAST, logits};
                 if (rl_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
             }
-            tg[r] = n / (app_now() - t0);
+            if (r >= 0) tg[r] = n / (app_now() - t0);
         }
         rl_slot_free(&sl, &eng.pool);
         rl_slot_free(&base, &eng.pool);
-        if (isatty(2)) fprintf(stderr, "\rrep %d/%d", r + 1, reps);
+        if (isatty(2)) fprintf(stderr, "\r%s %d/%d", r < 0 ? "warm-up" : "rep", r + 1, reps);
     }
     if (isatty(2)) fputc('\n', stderr);
     double bw1 = probe_bandwidth();

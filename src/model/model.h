@@ -39,12 +39,16 @@ typedef struct rl_model {
     float *inv_freq; /* [rotary_dim/2] */
     /* bookkeeping for `info` */
     int64_t n_params, n_params_active, weight_bytes;
+    void *packed; /* weights in the backend's matmul layout (see rl_ops.pack), or NULL */
+    size_t packed_size;
 } rl_model;
 
 typedef struct rl_load_opts {
     const rl_ops *ops;          /* NULL: rl_ops_cpu() */
     int decay_conv;             /* -1: from config.json; else rl_decay_conv override */
-    void (*progress)(void *ctx, int done, int total); /* layers bound */
+    bool no_pack;               /* read weights from the mmap as stored */
+    /* layers bound (done > 0), then matrices laid out for the backend (-done) */
+    void (*progress)(void *ctx, int done, int total);
     void *progress_ctx;
 } rl_load_opts;
 

@@ -1,6 +1,7 @@
 /* Binds checkpoint tensors to the model's typed views, checking every name,
  * shape and dtype against the config (DESIGN.md §2.1). */
 #include <math.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,82 @@ static int bind_layer(binder *b, int l, rl_layer *L) {
 
 static int64_t mat_params(const rl_wmat *w) { return (int64_t)w->rows * w->cols; }
 
+/* Collects every matrix the matmul reads (the embedding table is only
+ * gathered from, so it stays as stored; a tied head is its own view). */
+static int collect_mats(rl_model *m, rl_wmat **out) {
+    int n = 0;
+#define ADD(w) do { if ((w)->data) { if (out) out[n] = (w); n++; } } while (0)
+    ADD(&m->lm_head);
+    for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
+        rl_layer *ly = &m->layers[l];
+        ADD(&ly->qkv); ADD(&ly->dense); ADD(&ly->g_proj); ADD(&ly->gate); ADD(&ly->up);
+        ADD(&ly->down); ADD(&ly->router); ADD(&ly->s_gate); ADD(&ly->s_up); ADD(&ly->s_down);
+        if (ly->moe)
+            for (int x = 0; x < m->cfg.num_experts; x++) {
+                ADD(&ly->e_gate[x]); ADD(&ly->e_up[x]); ADD(&ly->e_down[x]);
+            }
+    }
+#undef ADD
+    return n;
+}
+
+/* Copies the matrices once into the backend's matmul layout (for the AVX-512
+ * backend: 4-row tiles that decode streams sequentially; measured ~1.5x the
+ * bandwidth of reading 4 separate rows of the mmap). One anonymous mapping,
+ * huge pages where the kernel grants them. */
+static int pack_weights(rl_model *m, const rl_load_opts *opts, rl_err *e) {
+    if (!m->ops->pack || !m->ops->pack_size) return RL_OK;
+    int n = collect_mats(m, NULL);
+    rl_wmat **ws = malloc(sizeof(rl_wmat *) * (size_t)(n ? n : 1));
+    size_t *off = malloc(sizeof(size_t) * (size_t)(n ? n : 1));
+    if (!ws || !off) {
+        free(ws);
+        free(off);
+        return rl_errf(e, RL_E_NOMEM, "out of memory");
+    }
+    collect_mats(m, ws);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        off[i] = total;
+        total += (m->ops->pack_size(ws[i]) + 63) & ~(size_t)63;
+    }
+    if (total == 0) {
+        free(ws);
+        free(off);
+        return RL_OK;
+    }
+    size_t sz = (total + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
+    void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        free(ws);
+        free(off);
+        return rl_errf(e, RL_E_NOMEM,
+                       "cannot allocate %.2f GB to lay out the weights for the matmul (set "
+                       "RINGLM_NO_PACK=1 to run from the mmap)", (double)sz / 1e9);
+    }
+    madvise(p, sz, MADV_HUGEPAGE);
+    int done = 0;
+#pragma omp parallel for schedule(dynamic, 8)
+    for (int i = 0; i < n; i++) {
+        if (m->ops->pack_size(ws[i]) == 0) continue;
+        m->ops->pack(ws[i], (char *)p + off[i]);
+        ws[i]->packed = (char *)p + off[i];
+        if (opts && opts->progress) {
+#pragma omp atomic
+            done++;
+            if ((done & 255) == 0 || done == n) {
+#pragma omp critical
+                opts->progress(opts->progress_ctx, -done, n);
+            }
+        }
+    }
+    m->packed = p;
+    m->packed_size = sz;
+    free(ws);
+    free(off);
+    return RL_OK;
+}
+
 int rl_model_load(const char *dir, const rl_load_opts *opts, rl_model *m, rl_err *e) {
     memset(m, 0, sizeof *m);
     int rc = rl_checkpoint_open(dir, &m->ckpt, e);
@@ -257,6 +334,10 @@ int rl_model_load(const char *dir, const rl_load_opts *opts, rl_model *m, rl_err
     /* Active: everything but unrouted experts; the embedding counts one row. */
     m->n_params_active = active + mat_params(&m->lm_head) + hid;
     m->weight_bytes = b.bytes;
+    if (!(opts && opts->no_pack) && !getenv("RINGLM_NO_PACK")) {
+        rc = pack_weights(m, opts, e);
+        if (rc) goto fail;
+    }
     return RL_OK;
 fail:
     rl_model_free(m);
@@ -275,6 +356,7 @@ void rl_model_free(rl_model *m) {
     }
     free(m->final_norm);
     free(m->inv_freq);
+    if (m->packed) munmap(m->packed, m->packed_size);
     rl_checkpoint_close(&m->ckpt);
     memset(m, 0, sizeof *m);
 }

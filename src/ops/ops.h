@@ -31,6 +31,10 @@ typedef struct rl_wmat {
      * scale is sbr = rows, sbc = cols. NULL for other dtypes. */
     const float *scale;
     int sbr, sbc;
+    /* Optional copy of the same weights in the backend's preferred layout
+     * (made once at load by rl_ops.pack; owned by the model), or NULL. A
+     * kernel computes bitwise the same result from either. */
+    const void *packed;
 } rl_wmat;
 
 /* Lightning attention: decay powers of one head, pw[n] = λ^n = expf(g*n),
@@ -100,6 +104,12 @@ typedef struct rl_ops {
 
     /* y[i] = float(row `id` of the embedding table E) */
     void (*embed)(const rl_wmat *E, int id, float *y);
+
+    /* Optional (NULL when the backend reads weights as stored): bytes of W
+     * in the backend's matmul layout (0 = W is used as stored), and the
+     * packing itself into dst (pack_size bytes, 64-byte aligned). */
+    size_t (*pack_size)(const rl_wmat *W);
+    void (*pack)(const rl_wmat *W, void *dst);
 } rl_ops;
 
 extern const rl_ops rl_ops_ref;

@@ -9,6 +9,7 @@
  * up to ~K*2^-24 of it, not of the possibly cancelled result), for vector
  * outputs the largest |ref| of the vector. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -335,6 +336,42 @@ static void test_exp_range(void) {
     CHECK(h[4] == 88.0f && h[5] == 1000.0f, "silu(88) = %g, silu(1000) = %g", h[4], h[5]);
 }
 
+/* A backend's packed layout gives bitwise the same outputs as the weights
+ * as stored, and the padding (rows to 4, columns to 16) is never written. */
+static void test_matmul_packed(const rl_ops *ops, const char *lvl) {
+    if (!ops->pack || !ops->pack_size) return;
+    static const int shapes[][2] = {{1, 1}, {3, 17}, {5, 31}, {67, 33}, {130, 257}, {203, 131}};
+    static const int ns[] = {1, 2, 6, 7, 13};
+    for (size_t d = 0; d < sizeof dtypes / sizeof *dtypes; d++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+            int rows = shapes[s][0], cols = shapes[s][1];
+            wbuf wb = make_w(dtypes[d], rows, cols, 8, 16);
+            size_t sz = ops->pack_size(&wb.W);
+            if (sz == 0) { free_w(&wb); continue; }
+            void *pk = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+            ops->pack(&wb.W, pk);
+            rl_wmat P = wb.W;
+            P.packed = pk;
+            for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+                int n = ns[k], ldx = cols + 1, ldy = rows + 3;
+                float *x = rnd((size_t)n * (size_t)ldx, -1, 1);
+                float *y1 = poisoned((size_t)n * (size_t)ldy), *y2 = poisoned((size_t)n * (size_t)ldy);
+                ops->matmul(&wb.W, x, ldx, n, y1, ldy);
+                ops->matmul(&P, x, ldx, n, y2, ldy);
+                bool same = true;
+                for (int r = 0; r < n; r++) {
+                    same &= memcmp(y1 + (size_t)r * ldy, y2 + (size_t)r * ldy, (size_t)rows * 4) == 0;
+                    for (int o = rows; o < ldy; o++) same &= isnan(y2[(size_t)r * ldy + o]);
+                }
+                CHECK(same, "matmul [%s] %s %dx%d n=%d: packed layout differs from stored", lvl,
+                      rl_dtype_name(dtypes[d]), rows, cols, n);
+                free(x); free(y1); free(y2);
+            }
+            free(pk);
+            free_w(&wb);
+        }
+}
+
 int main(void) {
     const rl_ops *def = rl_ops_cpu();
     CHECK(def != NULL && rl_ops_cpu_isa() != NULL, "rl_ops_cpu() chose nothing");
@@ -349,6 +386,7 @@ int main(void) {
         int f0 = rl_t_fail;
         test_matmul(ops, lvl);
         test_matmul_bitwise(ops, lvl);
+        test_matmul_packed(ops, lvl);
         test_rmsnorm(ops, lvl);
         test_rope(ops, lvl);
         test_group_norm_gate(ops, lvl);

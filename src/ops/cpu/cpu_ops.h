@@ -26,6 +26,10 @@ const rl_ops *rl_ops_cpu_level(rl_isa isa);
 void rl_matmul_portable(const rl_wmat *W, const float *x, int ldx, int n, float *y, int ldy);
 void rl_matmul_avx2(const rl_wmat *W, const float *x, int ldx, int n, float *y, int ldy);
 void rl_matmul_avx512(const rl_wmat *W, const float *x, int ldx, int n, float *y, int ldy);
+/* The AVX-512 layout: tiles of 4 rows, each tile [K/16][4][16] (K padded to
+ * 16, rows to 4, with zeros) so that decode streams one sequential range. */
+size_t rl_matmul_pack_size_avx512(const rl_wmat *W);
+void rl_matmul_pack_avx512(const rl_wmat *W, void *dst);
 /* The AVX512_BF16 candidate (x split into bf16 hi + lo, vdpbf16ps), BF16
  * weights only; kept for bench/matmul_bench.c, not in any table. */
 void rl_matmul_bf16dp_avx512(const rl_wmat *W, const float *x, int ldx, int n, float *y,

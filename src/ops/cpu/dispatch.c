@@ -53,6 +53,8 @@ static void tables_init(void) {
     tables[RL_ISA_AVX512] = (rl_ops){
         .name = "cpu-avx512",
         .matmul = rl_matmul_avx512,
+        .pack_size = rl_matmul_pack_size_avx512,
+        .pack = rl_matmul_pack_avx512,
         .rmsnorm = rl_rmsnorm_avx512,
         .rope = rl_rope_avx512,
         .group_norm_gate = rl_group_norm_gate_avx512,
