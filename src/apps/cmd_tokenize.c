@@ -133,7 +133,7 @@ static int batch(rl_tok *t) {
         json_error_t je;
         json_t *job = json_loadb(line, (size_t)got, JSON_ALLOW_NUL, &je);
         json_t *res = job ? batch_one(t, job) : json_pack("{s:s}", "error", je.text);
-        char *out = json_dumps(res, JSON_COMPACT);
+        char *out = json_dumps(res, JSON_COMPACT | JSON_ENSURE_ASCII);
         if (out) { fputs(out, stdout); fputc('\n', stdout); fflush(stdout); free(out); }
         json_decref(res);
         json_decref(job);

@@ -5,6 +5,7 @@
 #include <unicode/uchar.h>
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
+#include <unicode/utf16.h>
 
 #include "tokenizer/tokenizer_impl.h"
 
@@ -137,10 +138,19 @@ bool tk_is_word(uint32_t c) {
     return u_hasBinaryProperty((UChar32)c, UCHAR_ALPHABETIC);
 }
 
+/* The Unicode major version in which c was assigned (0: unassigned). */
+static int age(uint32_t c) {
+    UVersionInfo v;
+    u_charAge((UChar32)c, v);
+    return v[0];
+}
+
 bool tk_is_punct(uint32_t c) {
     if (c < 0x80)
         return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
                (c >= 0x7B && c <= 0x7E);
+    /* HF uses the unicode_categories crate (Unicode 8 tables) */
+    if (age(c) > 8) return false;
     int8_t t = u_charType((UChar32)c);
     return t == U_CONNECTOR_PUNCTUATION || t == U_DASH_PUNCTUATION || t == U_START_PUNCTUATION ||
            t == U_END_PUNCTUATION || t == U_INITIAL_PUNCTUATION || t == U_FINAL_PUNCTUATION ||
@@ -149,6 +159,7 @@ bool tk_is_punct(uint32_t c) {
 
 bool tk_is_combining(uint32_t c) {
     if (c < 0x300) return false;
+    if (age(c) > 9) return false; /* unicode-normalization-alignments: Unicode 9 tables */
     int8_t t = u_charType((UChar32)c);
     return t == U_NON_SPACING_MARK || t == U_COMBINING_SPACING_MARK || t == U_ENCLOSING_MARK;
 }
@@ -190,7 +201,31 @@ static int put16(const UChar *u, int32_t n, tk_buf *out, rl_err *e) {
     return RL_OK;
 }
 
+static int normalize_run(int form, const char *s, size_t n, tk_buf *out, rl_err *e);
+
+/* HF normalizes with unicode-normalization-alignments, whose tables are
+ * Unicode 9.0: a character assigned later has no decomposition, combining
+ * class 0 and no compositions there, so it is copied as is and splits the
+ * text into runs normalized on their own (ICU knows a later Unicode). */
 int tk_unicode_normalize(int form, const char *s, size_t n, tk_buf *out, rl_err *e) {
+    if (all_ascii(s, n)) return tk_buf_put(out, s, n) ? RL_OK : rl_errf(e, RL_E_NOMEM, "out of memory");
+    size_t run = 0;
+    for (size_t i = 0; i < n;) {
+        int l;
+        uint32_t c = tk_utf8_dec((const unsigned char *)s + i, &l);
+        if (c >= 0x80 && age(c) > 9) {
+            int rc = i > run ? normalize_run(form, s + run, i - run, out, e) : RL_OK;
+            if (rc) return rc;
+            if (!tk_buf_put(out, s + i, (size_t)l)) return rl_errf(e, RL_E_NOMEM, "out of memory");
+            run = i + (size_t)l;
+        }
+        i += (size_t)l;
+    }
+    if (run == 0) return normalize_run(form, s, n, out, e);
+    return run < n ? normalize_run(form, s + run, n - run, out, e) : RL_OK;
+}
+
+static int normalize_run(int form, const char *s, size_t n, tk_buf *out, rl_err *e) {
     if (all_ascii(s, n)) return tk_buf_put(out, s, n) ? RL_OK : rl_errf(e, RL_E_NOMEM, "out of memory");
     UErrorCode st = U_ZERO_ERROR;
     const UNormalizer2 *nm = form == TK_NFC    ? unorm2_getNFCInstance(&st)
@@ -220,27 +255,26 @@ int tk_unicode_normalize(int form, const char *s, size_t n, tk_buf *out, rl_err 
     return rc;
 }
 
+/* HF's Lowercase maps each char with char::to_lowercase: the full mapping
+ * (İ -> i + U+0307) but no context (a final capital sigma becomes σ). */
 int tk_unicode_lower(const char *s, size_t n, tk_buf *out, rl_err *e) {
-    if (all_ascii(s, n)) {
-        if (!tk_buf_reserve(out, n)) return rl_errf(e, RL_E_NOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-            char c = s[i];
-            out->p[out->n++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    if (!tk_buf_reserve(out, n)) return rl_errf(e, RL_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < n;) {
+        int l;
+        uint32_t c = tk_utf8_dec((const unsigned char *)s + i, &l);
+        i += (size_t)l;
+        if (c < 0x80) {
+            char ch = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (char)c;
+            if (!tk_buf_putc(out, ch)) return rl_errf(e, RL_E_NOMEM, "out of memory");
+            continue;
         }
-        out->p[out->n] = 0;
-        return RL_OK;
+        UChar src[2], dst[8];
+        int32_t sn = 0;
+        U16_APPEND_UNSAFE(src, sn, (UChar32)c);
+        UErrorCode st = U_ZERO_ERROR;
+        int32_t dn = u_strToLower(dst, 8, src, sn, "", &st);
+        if (U_FAILURE(st)) return rl_errf(e, RL_E_ARG, "lowercase failed (%s)", u_errorName(st));
+        if (put16(dst, dn, out, e)) return e ? e->code : RL_E_ARG;
     }
-    int32_t n16;
-    UChar *u = to16(s, n, &n16, e);
-    if (!u) return e ? e->code : RL_E_ARG;
-    UErrorCode st = U_ZERO_ERROR;
-    int32_t cap = n16 * 3 + 16;
-    UChar *d = malloc((size_t)cap * sizeof(UChar));
-    if (!d) { free(u); return rl_errf(e, RL_E_NOMEM, "out of memory"); }
-    int32_t got = u_strToLower(d, cap, u, n16, "", &st);
-    free(u);
-    if (U_FAILURE(st)) { free(d); return rl_errf(e, RL_E_ARG, "lowercase failed (%s)", u_errorName(st)); }
-    int rc = put16(d, got, out, e);
-    free(d);
-    return rc;
+    return RL_OK;
 }
