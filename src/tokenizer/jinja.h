@@ -47,4 +47,8 @@ void rl_jinja_free(rl_jinja_tmpl *t);
 int rl_jinja_render(const rl_jinja_tmpl *t, const json_t *vars, const rl_jinja_opts *opts,
                     char **out, size_t *out_len, rl_err *err);
 
+/* json.dumps(v, ensure_ascii=False) as Python writes it (", " and ": "
+ * separators, float repr). malloc'd; NULL when out of memory. */
+char *rl_jinja_json_dumps(const json_t *v, size_t *len);
+
 #endif

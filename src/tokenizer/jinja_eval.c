@@ -2369,3 +2369,24 @@ done:
     if (rc == X_OK) return RL_OK;
     return err ? (err->code ? err->code : RL_E_FORMAT) : RL_E_FORMAT;
 }
+
+char *rl_jinja_json_dumps(const json_t *v, size_t *len) {
+    jarena a = {0};
+    a.limit = (size_t)1 << 30;
+    ctx C = {0};
+    C.a = &a;
+    jbuf b = { &a, NULL, 0, 0 };
+    jjson_opts o = { false, false, NULL, ", ", ": " };
+    char *res = NULL;
+    jv x = from_json(&C, v, 0);
+    if (!a.over && !jv_tojson(&b, x, &o, 0)) {
+        res = malloc(b.n + 1);
+        if (res) {
+            if (b.n) memcpy(res, b.p, b.n);
+            res[b.n] = 0;
+            if (len) *len = b.n;
+        }
+    }
+    ja_free_all(&a);
+    return res;
+}
