@@ -345,7 +345,7 @@ int rl_step(rl_engine *eng, const rl_span *spans, int n_spans, rl_err *e) {
         {B_Y, (size_t)T * hid}, {B_M1, (size_t)T * inter}, {B_M2, (size_t)T * inter}, {B_R, (size_t)T * E},
         {B_WT, (size_t)T * K}, {B_YK, (size_t)T * K * hid}, {B_XE, (size_t)T * hid},
         {B_YE, (size_t)T * hid}, {B_YS, (size_t)T * hid}, {B_ROPE, (size_t)T * c->rotary_dim},
-        {B_LOG, (size_t)(n_logit_rows ? n_logit_rows : 1) * hid}, {B_SCR, (size_t)nth * maxkeys},
+        {B_LOG, (size_t)(n_logit_rows ? n_logit_rows : 1) * hid}, {B_SCR, (size_t)nth * (H / Hkv) * maxkeys},
         {B_ROUTE, (size_t)nth * 2 * (E ? E : 1)},
         {B_LOGITS, n_logit_spans > 1 ? (size_t)n_logit_rows * c->vocab_size : 1},
     };

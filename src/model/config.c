@@ -205,6 +205,8 @@ int rl_config_finish(rl_config *c, const char *label, rl_err *e) {
     NEED(c->num_key_value_heads > 0 && c->num_attention_heads % c->num_key_value_heads == 0,
          "num_key_value_heads (%d) must divide num_attention_heads (%d)", c->num_key_value_heads,
          c->num_attention_heads);
+    NEED(c->num_attention_heads / c->num_key_value_heads <= 64,
+         "at most 64 query heads per kv head are supported");
     NEED(c->head_dim > 0 && c->head_dim % 2 == 0, "head_dim (%d) must be even and > 0", c->head_dim);
     NEED(c->intermediate_size > 0, "intermediate_size must be > 0");
     NEED(c->layer_group_size > 0, "layer_group_size must be > 0");

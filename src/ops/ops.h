@@ -98,7 +98,7 @@ typedef struct rl_ops {
     /* Causal softmax attention of gq query heads (q: gq*D contiguous) that
      * share kv head `kvh`, over keys 0..n_keys-1 of kv:
      *   o_h = sum_j softmax_j(scale * q_h . k_j) v_j
-     * keys visited in ascending order; scratch holds n_keys floats. */
+     * keys visited in ascending order; scratch holds gq * n_keys floats. */
     void (*gqa_attend)(const float *q, int gq, const rl_kv_view *kv, int kvh, int n_keys,
                        int D, float scale, float *scratch, float *o);
 

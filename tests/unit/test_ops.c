@@ -288,9 +288,11 @@ static void test_lightning(const rl_ops *ops, const char *lvl) {
 
 static void test_gqa(const rl_ops *ops, const char *lvl) {
     static const int nks[] = {1, 5, 33, 130};
+    static const int gqs[] = {1, 3, 4, 5, 8}; /* heads are summed 4 at a time: cover >4 */
     for (size_t hi = 0; hi < 4; hi++)
-        for (int gq = 1; gq <= 3; gq += 2)
+        for (size_t gi = 0; gi < sizeof gqs / sizeof *gqs; gi++)
             for (size_t ki = 0; ki < 4; ki++) {
+                int gq = gqs[gi];
                 int D = heads[hi], nkv = 2, kvh = 1, ld = nkv * D + 5, ps = 16, nk = nks[ki];
                 int npages = (nk + ps - 1) / ps;
                 float **kp = malloc((size_t)npages * sizeof *kp), **vp = malloc((size_t)npages * sizeof *vp);
@@ -299,7 +301,7 @@ static void test_gqa(const rl_ops *ops, const char *lvl) {
                     vp[p] = rnd((size_t)ps * ld, -1, 1);
                 }
                 rl_kv_view kv = {(const float *const *)kp, (const float *const *)vp, ps, ld};
-                float *q = rnd((size_t)gq * D, -3, 3), *scr = malloc((size_t)nk * 4 + 4);
+                float *q = rnd((size_t)gq * D, -3, 3), *scr = malloc((size_t)gq * (size_t)nk * 4 + 4);
                 float *o = poisoned((size_t)gq * D), *o2 = poisoned((size_t)gq * D), *orf = poisoned((size_t)gq * D);
                 float scale = 1.0f / sqrtf((float)D);
                 ops->gqa_attend(q, gq, &kv, kvh, nk, D, scale, scr, o);
