@@ -408,7 +408,7 @@ int tk_bpe_tokenize(tk_bpe *b, const char *s, size_t n, tk_ids *out, rl_err *e) 
     c->len = (uint32_t)n;
     c->nids = (uint32_t)k;
     c->ids = ids;
-    memcpy(ids, out->v + start, k * sizeof *ids);
+    if (k) memcpy(ids, out->v + start, k * sizeof *ids);
     memcpy(c->key, s, n);
     pthread_mutex_lock(&b->lock);
     if ((b->cache_n + 1) * 2 > b->cache_cap) cache_clear(b);

@@ -72,6 +72,29 @@ static bool lossy(toks *o, const unsigned char *s, size_t n) {
     return true;
 }
 
+/* ByteFallback's "<0xNN>": the byte, or -1. u8::from_str_radix(s[3..5], 16)
+ * takes two hex digits, or '+' and one. */
+static int byte_token(const char *s, size_t n) {
+    if (n != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>') return -1;
+    int v = 0, k = s[3] == '+' ? 4 : 3;
+    for (; k < 5; k++) {
+        char h = s[k];
+        int dv = (h >= '0' && h <= '9') ? h - '0' : (h >= 'a' && h <= 'f') ? h - 'a' + 10
+                 : (h >= 'A' && h <= 'F') ? h - 'A' + 10 : -1;
+        if (dv < 0) return -1;
+        v = v * 16 + dv;
+    }
+    return v;
+}
+
+static bool has_bytefallback(const tk_dec *d) {
+    if (!d) return false;
+    if (d->type == TD_BYTEFALLBACK) return true;
+    for (int i = 0; i < d->n_items; i++)
+        if (has_bytefallback(&d->items[i])) return true;
+    return false;
+}
+
 static int dec_step(const tk_dec *d, toks *in, toks *out, bool abs0, rl_err *e) {
     switch (d->type) {
     case TD_BYTELEVEL: {
@@ -115,24 +138,7 @@ static int dec_step(const tk_dec *d, toks *in, toks *out, bool abs0, rl_err *e) 
     case TD_BYTEFALLBACK: {
         tk_buf bytes = {0};
         for (size_t i = 0; i <= in->n; i++) {
-            int byte = -1;
-            if (i < in->n && in->v[i].len == 6) {
-                const char *s = tstr(in, i);
-                if (memcmp(s, "<0x", 3) == 0 && s[5] == '>') {
-                    /* u8::from_str_radix(s[3..5], 16): two hex digits, or '+' and one */
-                    int v = 0, k = 3;
-                    bool ok = true;
-                    if (s[3] == '+') k = 4;
-                    for (; k < 5; k++) {
-                        char h = s[k];
-                        int dv = (h >= '0' && h <= '9') ? h - '0' : (h >= 'a' && h <= 'f') ? h - 'a' + 10
-                                 : (h >= 'A' && h <= 'F') ? h - 'A' + 10 : -1;
-                        if (dv < 0) { ok = false; break; }
-                        v = v * 16 + dv;
-                    }
-                    if (ok) byte = v;
-                }
-            }
+            int byte = i < in->n ? byte_token(tstr(in, i), in->v[i].len) : -1;
             if (byte >= 0) {
                 char cb = (char)byte;
                 if (!tk_buf_put(&bytes, &cb, 1)) { tk_buf_free(&bytes); return OOM; }
@@ -282,7 +288,7 @@ int rl_tok_decode(const rl_tok *t, const int32_t *ids, size_t n, bool skip, char
  * against the full decode. */
 struct rl_tok_stream {
     const rl_tok *t;
-    bool skip;
+    bool skip, open_bytes;
     tk_ids ids;
     size_t win, upto;
     tk_buf prefix, emitted, w, w2;
@@ -317,7 +323,12 @@ int rl_tok_stream_feed(rl_tok_stream *s, int32_t id, const char **out, size_t *o
     size_t n = s->ids.n;
     int rc = decode_ids(s->t, s->ids.v + s->win, n - s->win, s->skip, s->win == 0, &s->w, e);
     if (rc) return rc;
-    if (ends_fffd(&s->w) || s->w.n < s->prefix.n || memcmp(s->w.p, s->prefix.p, s->prefix.n) != 0)
+    /* an open run of ByteFallback byte tokens may still turn into U+FFFDs */
+    size_t bl;
+    const char *bs = has_bytefallback(s->t->dec) ? tk_id_str(s->t, id, &bl) : NULL;
+    if (bs && !(s->skip && rl_tok_is_special(s->t, id))) s->open_bytes = byte_token(bs, bl) >= 0;
+    if (s->open_bytes) return RL_OK;
+    if (ends_fffd(&s->w) || s->w.n < s->prefix.n || (s->prefix.n && memcmp(s->w.p, s->prefix.p, s->prefix.n) != 0))
         return RL_OK; /* hold */
     s->outb.n = 0;
     if (!tk_buf_put(&s->outb, s->w.p + s->prefix.n, s->w.n - s->prefix.n)) return OOM;
