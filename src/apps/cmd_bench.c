@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "apps/app.h"
+#include "ops/cpu/cpu_ops.h"
 
 /* Read bandwidth in GB/s: all threads stream a 1 GiB buffer (best of 3).
  * Eight independent integer accumulators keep the loop bound by memory,
@@ -39,8 +40,10 @@ static double probe_bandwidth(void) {
     return best;
 }
 
+static int g_count_elems; /* wbytes counts elements instead of bytes */
 static int64_t wbytes(const rl_wmat *w) {
-    return w->data ? (int64_t)w->rows * w->cols * (int64_t)rl_dtype_size(w->dtype) : 0;
+    if (!w->data) return 0;
+    return (int64_t)w->rows * w->cols * (g_count_elems ? 1 : (int64_t)rl_dtype_size(w->dtype));
 }
 
 /* Weight bytes one decode token must read: every dense matrix, the router,
@@ -129,15 +132,19 @@ int cmd_bench(int argc, char **argv) {
     uint64_t seed = 1234;
     for (int i = 0; i < total; i++) tok[i] = (int)(rnd(&seed) % (uint64_t)m.cfg.vocab_size);
     double bw0 = 0;
-    /* rep -1 is a warm-up (page faults of the mmap'd weights, allocations),
-     * as llama-bench does; the bandwidth is probed right after it */
+    /* the context is filled once; every rep forks it (KV pages shared
+     * copy-on-write, Lightning state copied) */
+    rl_slot deep;
+    if (rl_slot_init(&deep, &m, &e)) { app_fail("%s", e.msg); goto out; }
+    if (depth && isatty(2)) fprintf(stderr, "filling %d tokens of context...\n", depth);
+    if (fill_depth(&eng, &deep, depth, tok, &e)) { app_fail("%s", e.msg); goto out; }
+    /* rep -1 is a warm-up (page faults, allocations), as llama-bench does;
+     * the bandwidth is probed right after it and again after the last rep */
     for (int r = -1; r < reps; r++) {
         if (r == 0) bw0 = probe_bandwidth();
-        rl_slot sl;
-        if (rl_slot_init(&sl, &m, &e)) { app_fail("%s", e.msg); goto out; }
-        if (fill_depth(&eng, &sl, depth, tok, &e)) { app_fail("%s", e.msg); rl_slot_free(&sl, &eng.pool); goto out; }
-        rl_slot base;
-        if (rl_slot_init(&base, &m, &e) || rl_slot_fork(&base, &sl, &eng.pool, &e)) {
+        rl_slot sl, base;
+        if (rl_slot_init(&sl, &m, &e) || rl_slot_fork(&sl, &deep, &eng.pool, &e) ||
+            rl_slot_init(&base, &m, &e) || rl_slot_fork(&base, &deep, &eng.pool, &e)) {
             app_fail("%s", e.msg);
             goto out;
         }
@@ -162,22 +169,43 @@ int cmd_bench(int argc, char **argv) {
     if (isatty(2)) fputc('\n', stderr);
     double bw1 = probe_bandwidth();
     double awb = (double)active_weight_bytes(&m);
+    const char *isa = m.ops == &rl_ops_ref ? "ref" : rl_ops_cpu_isa();
     printf("| model | threads | isa | test | t/s | note |\n|---|---|---|---|---|---|\n");
     double mean, sd;
     if (p) {
+        /* prefill FLOPs: 2 per active weight, the LM head once (last row only) */
+        g_count_elems = 1;
+        double ael = (double)active_weight_bytes(&m);
+        g_count_elems = 0;
+        double fl = 2.0 * (ael - (double)m.lm_head.rows * m.lm_head.cols) +
+                    2.0 * (double)m.lm_head.rows * m.lm_head.cols / p;
         stats(pp, reps, &mean, &sd);
-        printf("| %s | %d | %s | pp%d @ d%d | %.2f ± %.2f | |\n", mo.dir, omp_get_max_threads(),
-               m.ops == &rl_ops_ref ? "ref" : rl_ops_cpu_isa(), p, depth, mean, sd);
+        printf("| %s | %d | %s | pp%d @ d%d | %.2f ± %.2f | %.1f GFLOP/s (%.2f GFLOP/token "
+               "in weight matmuls)",
+               mo.dir, omp_get_max_threads(), isa, p, depth, mean, sd, fl * mean / 1e9, fl / 1e9);
+        if (rl_cpu_isa_supported(RL_ISA_AVX512)) {
+            double pf = rl_cpu_peak_gflops_avx512(0), pb = rl_cpu_peak_gflops_avx512(1);
+            printf("; %.0f%% of the fp32 FMA peak %.0f, %.0f%% of the bf16 dot peak %.0f GFLOP/s",
+                   100 * fl * mean / 1e9 / pf, pf, 100 * fl * mean / 1e9 / pb, pb);
+        }
+        printf(" |\n");
     }
     if (n) {
+        /* bytes a decode token must read: active weights, every Lightning
+         * state, the KV rows of the context (depth + half the decoded tokens) */
+        double sb = (double)m.n_linear * m.cfg.num_attention_heads * m.cfg.head_dim *
+                    m.cfg.head_dim * 4.0;
+        double kvb = (double)rl_model_kv_bytes_per_token(&m) * (depth + n / 2.0);
         stats(tg, reps, &mean, &sd);
-        double bw = 0.5 * (bw0 + bw1);
-        double floor = bw * 1e9 / awb;
-        printf("| %s | %d | %s | tg%d @ d%d | %.2f ± %.2f | floor %.2f t/s = %.3f GB active "
-               "weights / %.1f GB/s (probe %.1f before, %.1f after); %.0f%% of floor |\n",
-               mo.dir, omp_get_max_threads(), m.ops == &rl_ops_ref ? "ref" : rl_ops_cpu_isa(), n,
-               depth, mean, sd, floor, awb / 1e9, bw, bw0, bw1, 100 * mean / floor);
+        double bw = 0.5 * (bw0 + bw1), bytes = awb + sb + kvb;
+        double floor = bw * 1e9 / bytes;
+        printf("| %s | %d | %s | tg%d @ d%d | %.2f ± %.2f | floor %.2f t/s = %.3f GB/token "
+               "(weights %.3f + state %.3f + KV %.3f) / %.1f GB/s (probe %.1f before, %.1f "
+               "after); %.0f%% of floor |\n",
+               mo.dir, omp_get_max_threads(), isa, n, depth, mean, sd, floor, bytes / 1e9,
+               awb / 1e9, sb / 1e9, kvb / 1e9, bw, bw0, bw1, 100 * mean / floor);
     }
+    rl_slot_free(&deep, &eng.pool);
     rc = 0;
 out:
     rl_engine_free(&eng);

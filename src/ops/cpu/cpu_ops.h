@@ -49,6 +49,10 @@ void rl_gqa_attend_avx512(const float *q, int gq, const rl_kv_view *kv, int kvh,
                           int D, float scale, float *scratch, float *o);
 void rl_embed_cpu(const rl_wmat *E, int id, float *y);
 
+/* Measured peak GFLOP/s of all threads: fp32 FMA (bf16 = 0) or AVX512_BF16
+ * dot products (bf16 = 1). For benchmark reports. */
+double rl_cpu_peak_gflops_avx512(int bf16);
+
 /* Dequantizes rows [r0, r0+nr) of an F8_E4M3 matrix (scales applied, same
  * products as the reference: q * scale) into dst, nr rows of cols floats. */
 void rl_f8_dequant_rows(const rl_wmat *W, int r0, int nr, float *dst);
