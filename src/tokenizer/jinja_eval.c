@@ -1563,7 +1563,7 @@ static int select_common(ctx *C, const jnode *n, jv v, args *A, bool attr_mode, 
         test = ja_strndup(C->a, t.u.s.p, t.u.s.n);
         NEED(test);
     }
-    args TA = { A->pos + (A->npos > first ? first + 1 : A->npos), A->npos > first ? A->npos - first - 1 : 0, A->kwn, A->kwv, A->nkw };
+    args TA = { A->npos > first ? A->pos + first + 1 : NULL, A->npos > first ? A->npos - first - 1 : 0, A->kwn, A->kwv, A->nkw };
     for (size_t i = 0; i < l->n; i++) {
         jv item = l->v[i], x = item;
         if (attr_mode && attr_path(C, n, item, attr, &x)) return X_ERR;
@@ -1874,7 +1874,7 @@ static int apply_filter(ctx *C, const jnode *n, const char *f, jv v, args *A, jv
             fname = ja_strndup(C->a, a0.u.s.p, a0.u.s.n);
             NEED(fname);
         }
-        args FA = { A->pos + (A->npos ? 1 : 0), A->npos ? A->npos - 1 : 0, A->kwn, A->kwv, A->nkw };
+        args FA = { A->npos ? A->pos + 1 : NULL, A->npos ? A->npos - 1 : 0, A->kwn, A->kwv, A->nkw };
         for (size_t i = 0; i < l->n; i++) {
             jv x;
             if (has_attr) {

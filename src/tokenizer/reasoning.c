@@ -26,7 +26,7 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
         b->p = np;
         b->cap = nc;
     }
-    memcpy(b->p + b->n, s, n);
+    if (n) memcpy(b->p + b->n, s, n);
     b->n += n;
     b->p[b->n] = 0;
 }
@@ -107,7 +107,7 @@ static void plain(rl_output_parser *p, char c) {
             size_t n = p->held.n;
             char tmp[256], *h = n <= sizeof tmp ? tmp : malloc(n);
             if (!h) { p->oom = true; return; }
-            memcpy(h, p->held.p, n);
+            if (n) memcpy(h, p->held.p, n);
             p->held.n = 0;
             for (size_t i = 0; i < n; i++) content_char(p, h[i]);
             if (h != tmp) free(h);
@@ -242,7 +242,7 @@ static int end_delta(rl_output_parser *p, rl_output_delta *d, rl_err *err) {
         d->reasoning_len = p->out_r.n;
         d->content = p->out_c.p ? p->out_c.p : "";
         d->content_len = p->out_c.n;
-        d->calls = p->calls + p->delta_first;
+        d->calls = p->calls ? p->calls + p->delta_first : NULL;
         d->n_calls = p->n_calls - p->delta_first;
         d->first_call_index = p->delta_first;
     }
