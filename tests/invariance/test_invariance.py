@@ -48,8 +48,10 @@ CONFIGS = [
 RESULTS = []
 
 
-def run(cmd):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+def run(cmd, env=None):
+    full = dict(os.environ, **env) if env else None
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                       env=full)
     if p.returncode != 0:
         raise RuntimeError("%s\n  exit %d: %s" % (" ".join(cmd)[:300], p.returncode,
                                                   (p.stderr.strip() or p.stdout.strip())[-800:]))
@@ -173,11 +175,16 @@ def main(argv):
                          ["-t", "2", "--steps", csv(sp)] +
                          sum((["--companion", csv(c)] for c in comp_mixed), [])))
         variants.append(("-t 1 token by token", ["-t", "1", "--steps", csv([1] * N)]))
-        for vi, (vname, extra) in enumerate(variants):
+        # the CPU backend's packed weight layout must not change a bit
+        variants.append(("weights as stored (RINGLM_NO_PACK=1) + random steps",
+                         ["--steps", csv(sp)], {"RINGLM_NO_PACK": "1"}))
+        for vi, variant in enumerate(variants):
+            vname, extra = variant[0], variant[1]
+            venv = variant[2] if len(variant) > 2 else None
             out = os.path.join(root, "%s.v%d.f32" % (name, vi))
             label = "%s: %s" % (name, vname)
             try:
-                run([exe, "logits", "-m", d, "--ids", csv(ids), "--out", out] + extra)
+                run([exe, "logits", "-m", d, "--ids", csv(ids), "--out", out] + extra, venv)
             except Exception as e:  # noqa: BLE001
                 RESULTS.append((label, False))
                 print("FAIL %s: %s" % (label, e))
