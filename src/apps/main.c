@@ -9,7 +9,8 @@ static const struct {
     int (*fn)(int, char **);
     const char *what;
 } cmds[] = {
-    {"generate", cmd_generate, "generate tokens from a prompt"},
+    {"generate", cmd_generate, "generate text (or tokens) from a prompt"},
+    {"chat", cmd_chat, "talk with a model through its chat template"},
     {"logits", cmd_logits, "write the raw logits of a token sequence"},
     {"info", cmd_info, "describe a checkpoint: schedule, parameters, memory"},
     {"bench", cmd_bench, "prefill and decode speed against the bandwidth floor"},
