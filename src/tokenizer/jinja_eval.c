@@ -100,7 +100,7 @@ static const char *obj_repr(jv v) {
     case JT_INT: return "int object";
     case JT_FLOAT: return "float object";
     case JT_STR: return "str object";
-    case JT_LIST: return (v.fl & JF_TUPLE) ? "tuple object" : "list object";
+    case JT_LIST: return (v.fl & JF_GEN) ? "generator object" : (v.fl & JF_TUPLE) ? "tuple object" : "list object";
     case JT_DICT: return "dict object";
     case JT_NS: return "jinja2.utils.Namespace object";
     case JT_LOOP: return "jinja2.runtime.LoopContext object";
@@ -308,7 +308,7 @@ static int cmp3(ctx *C, const jnode *n, jv a, jv b, const char *op, int *res) {
         *res = c ? (c < 0 ? -1 : 1) : (a.u.s.n < b.u.s.n ? -1 : a.u.s.n > b.u.s.n);
         return X_OK;
     }
-    if (a.t == JT_LIST && b.t == JT_LIST && (a.fl & JF_TUPLE) == (b.fl & JF_TUPLE)) {
+    if (a.t == JT_LIST && b.t == JT_LIST && a.fl == b.fl && !(a.fl & JF_GEN)) {
         size_t m = a.u.l->n < b.u.l->n ? a.u.l->n : b.u.l->n;
         for (size_t i = 0; i < m; i++) {
             if (jv_eq(a.u.l->v[i], b.u.l->v[i])) continue;
@@ -363,6 +363,7 @@ static int64_t floordiv64(int64_t a, int64_t b) { int64_t q = a / b; if ((a % b 
 static int64_t mod64(int64_t a, int64_t b) { int64_t r = a % b; if (r != 0 && ((r < 0) != (b < 0))) r += b; return r; }
 
 static int percent_format(ctx *C, const jnode *n, jv fmt, jv argv, jv *out);
+static int html_escape(ctx *C, const jnode *n, jv v, jv *out);
 
 static int arith(ctx *C, const jnode *n, int op, jv a, jv b, jv *out) {
     if (op == OP_CONCAT) {
@@ -441,13 +442,24 @@ static int arith(ctx *C, const jnode *n, int op, jv a, jv b, jv *out) {
         }
     }
     if (op == OP_ADD) {
+        if (a.t == JT_STR && b.t == JT_STR && ((a.fl | b.fl) & JF_SAFE)) {
+            /* Markup + str escapes the plain side */
+            jv x = a, y = b;
+            if (!(x.fl & JF_SAFE) && html_escape(C, n, x, &x)) return X_ERR;
+            if (!(y.fl & JF_SAFE) && html_escape(C, n, y, &y)) return X_ERR;
+            jbuf buf = { C->a, NULL, 0, 0 };
+            NEED(jb_put(&buf, x.u.s.p, x.u.s.n) && jb_put(&buf, y.u.s.p, y.u.s.n));
+            *out = jv_strn(buf.p ? buf.p : "", buf.n);
+            out->fl = JF_SAFE;
+            return X_OK;
+        }
         if (a.t == JT_STR && b.t == JT_STR) {
             jbuf buf = { C->a, NULL, 0, 0 };
             NEED(jb_put(&buf, a.u.s.p, a.u.s.n) && jb_put(&buf, b.u.s.p, b.u.s.n));
             *out = jv_strn(buf.p ? buf.p : "", buf.n);
             return X_OK;
         }
-        if (a.t == JT_LIST && b.t == JT_LIST && (a.fl & JF_TUPLE) == (b.fl & JF_TUPLE)) {
+        if (a.t == JT_LIST && b.t == JT_LIST && a.fl == b.fl && !(a.fl & JF_GEN)) {
             jlist *l = jl_new(C->a, a.u.l->n + b.u.l->n);
             NEED(l);
             for (size_t i = 0; i < a.u.l->n; i++) l->v[l->n++] = a.u.l->v[i];
@@ -629,7 +641,7 @@ static int slice_idx(ctx *C, const jnode *n, jv v, bool *none, int64_t *out) {
 
 static int do_slice(ctx *C, const jnode *n, jv obj, jv vs, jv ve, jv vst, jv *out) {
     if (obj.t == JT_UNDEF) return undef_err(C, n, obj);
-    if (obj.t != JT_STR && obj.t != JT_LIST) {
+    if ((obj.t != JT_STR && obj.t != JT_LIST) || (obj.fl & JF_GEN)) {
         *out = jv_undef(hintf(C, "'%s' has no element slice", obj_repr(obj)));
         return X_OK;
     }
@@ -666,7 +678,7 @@ static int do_slice(ctx *C, const jnode *n, jv obj, jv vs, jv ve, jv vst, jv *ou
 
 static int get_item(ctx *C, const jnode *n, jv obj, jv key, jv *out) {
     if (obj.t == JT_UNDEF) return undef_err(C, n, obj);
-    if (obj.t == JT_LIST && (key.t == JT_INT || key.t == JT_BOOL)) {
+    if (obj.t == JT_LIST && (key.t == JT_INT || key.t == JT_BOOL) && !(obj.fl & JF_GEN)) {
         int64_t i = key.t == JT_INT ? key.u.i : key.u.b, len = (int64_t)obj.u.l->n;
         if (i < 0) i += len;
         if (i >= 0 && i < len) { *out = obj.u.l->v[i]; return X_OK; }
@@ -1546,6 +1558,7 @@ static int html_escape(ctx *C, const jnode *n, jv v, jv *out) {
 
 static int select_common(ctx *C, const jnode *n, jv v, args *A, bool attr_mode, bool want, jv *out) {
     jlist *l;
+    if (!jv_truthy(v) && !(v.fl & JF_UNSAFE)) v = jv_undef(NULL); /* Jinja: "if value:" */
     if (iterate(C, n, v, &l)) return X_ERR;
     jlist *r = jl_new(C->a, 0);
     NEED(r);
@@ -1573,7 +1586,7 @@ static int select_common(ctx *C, const jnode *n, jv v, args *A, bool attr_mode, 
         if (r2 == want) NEED(jl_push(C->a, r, item));
         if (step(C, n)) return X_ERR;
     }
-    *out = jv_list(r, 0);
+    *out = jv_list(r, JF_GEN);
     return X_OK;
 }
 
@@ -1621,7 +1634,10 @@ static int apply_filter(ctx *C, const jnode *n, const char *f, jv v, args *A, jv
     if (IS("length") || IS("count")) {
         switch (v.t) {
         case JT_STR: *out = jv_int((int64_t)ju_count(v.u.s.p, v.u.s.n)); return X_OK;
-        case JT_LIST: *out = jv_int((int64_t)v.u.l->n); return X_OK;
+        case JT_LIST:
+            if (v.fl & JF_GEN) return fail(C, n, "TypeError", "object of type 'generator' has no len()");
+            *out = jv_int((int64_t)v.u.l->n);
+            return X_OK;
         case JT_DICT: *out = jv_int((int64_t)v.u.d->n); return X_OK;
         case JT_UNDEF: *out = jv_int(0); return X_OK;
         case JT_LOOP: *out = jv_int((int64_t)v.u.loop->length); return X_OK;
@@ -1638,11 +1654,16 @@ static int apply_filter(ctx *C, const jnode *n, const char *f, jv v, args *A, jv
     if (IS("trim") || IS("upper") || IS("lower") || IS("title") || IS("capitalize") || IS("string") || IS("safe") ||
         IS("wordcount") || IS("center") || IS("replace") || IS("indent") || IS("format") || IS("e") || IS("escape") ||
         IS("forceescape")) {
-        if (IS("safe") && v.t != JT_UNDEF) { if (v.t == JT_STR) { *out = v; return X_OK; } }
-        if (IS("e") || IS("escape") || IS("forceescape")) return html_escape(C, n, v, out);
+        if (IS("e") || IS("escape") || IS("forceescape")) {
+            if (v.t == JT_STR && (v.fl & JF_SAFE) && !IS("forceescape")) { *out = v; return X_OK; }
+            if (html_escape(C, n, v, out)) return X_ERR;
+            out->fl = JF_SAFE;
+            return X_OK;
+        }
         jv s;
         NEED(to_str(C, v, &s));
-        if (IS("string") || IS("safe")) { *out = s; return X_OK; }
+        if (IS("string")) { *out = s; return X_OK; }
+        if (IS("safe")) { *out = s; out->fl = JF_SAFE; return X_OK; }
         if (IS("trim")) {
             jv ch = jv_none();
             arg_get(A, 0, "chars", &ch);
@@ -1744,10 +1765,12 @@ static int apply_filter(ctx *C, const jnode *n, const char *f, jv v, args *A, jv
         }
     }
     if (IS("items")) {
-        if (v.t == JT_UNDEF) { jlist *l = jl_new(C->a, 0); NEED(l); *out = jv_list(l, 0); return X_OK; }
+        if (v.t == JT_UNDEF) { jlist *l = jl_new(C->a, 0); NEED(l); *out = jv_list(l, JF_GEN); return X_OK; }
         if (v.t != JT_DICT) return fail(C, n, "TypeError", "Can only get item pairs from a mapping.");
         args none = {0};
-        return call_method(C, n, v, "items", &none, out);
+        if (call_method(C, n, v, "items", &none, out)) return X_ERR;
+        out->fl = JF_GEN;
+        return X_OK;
     }
     if (IS("list")) {
         jlist *l;
@@ -1780,6 +1803,7 @@ static int apply_filter(ctx *C, const jnode *n, const char *f, jv v, args *A, jv
     if (IS("first") || IS("last")) {
         jlist *l;
         if (iterate(C, n, v, &l)) return X_ERR;
+        if (f[0] == 'l' && (v.fl & JF_GEN)) return fail(C, n, "TypeError", "'generator' object is not reversible");
         if (l->n == 0) { *out = jv_undef(f[0] == 'f' ? "No first item, sequence was empty." : "No last item, sequence was empty."); return X_OK; }
         *out = l->v[f[0] == 'f' ? 0 : l->n - 1];
         return X_OK;
@@ -1791,7 +1815,7 @@ static int apply_filter(ctx *C, const jnode *n, const char *f, jv v, args *A, jv
         jlist *r = jl_new(C->a, l->n);
         NEED(r);
         for (size_t i = l->n; i-- > 0;) r->v[r->n++] = l->v[i];
-        *out = jv_list(r, 0);
+        *out = jv_list(r, (v.fl & JF_GEN) ? 0 : JF_GEN);
         return X_OK;
     }
     if (IS("int")) {
@@ -1861,6 +1885,7 @@ static int apply_filter(ctx *C, const jnode *n, const char *f, jv v, args *A, jv
     }
     if (IS("map")) {
         jlist *l;
+        if (!jv_truthy(v) && !(v.fl & JF_UNSAFE)) v = jv_undef(NULL); /* Jinja: "if value:" */
         if (iterate(C, n, v, &l)) return X_ERR;
         jlist *r = jl_new(C->a, l->n);
         NEED(r);
@@ -1884,7 +1909,7 @@ static int apply_filter(ctx *C, const jnode *n, const char *f, jv v, args *A, jv
             r->v[r->n++] = x;
             if (step(C, n)) return X_ERR;
         }
-        *out = jv_list(r, 0);
+        *out = jv_list(r, JF_GEN);
         return X_OK;
     }
     if (IS("select")) return select_common(C, n, v, A, false, true, out);
@@ -1933,7 +1958,7 @@ static int apply_filter(ctx *C, const jnode *n, const char *f, jv v, args *A, jv
                 if (!dup) { NEED(jl_push(C->a, seen, k) && jl_push(C->a, r, l->v[i])); }
                 if (step(C, n)) return X_ERR;
             }
-            *out = jv_list(r, 0);
+            *out = jv_list(r, JF_GEN);
             return X_OK;
         }
         if (l->n == 0) { *out = jv_undef(IS("max") ? "No aggregated item, sequence was empty." : "No aggregated item, sequence was empty."); return X_OK; }
@@ -1995,7 +2020,7 @@ static int apply_filter(ctx *C, const jnode *n, const char *f, jv v, args *A, jv
             NEED(jl_push(C->a, cur, l->v[i]));
         }
         if (cur && has_fill && fill.t != JT_NONE) while (cur->n < (size_t)k) NEED(jl_push(C->a, cur, fill));
-        *out = jv_list(r, 0);
+        *out = jv_list(r, JF_GEN);
         return X_OK;
     }
     if (IS("pprint")) {
@@ -2026,7 +2051,7 @@ static int apply_test(ctx *C, const jnode *n, const char *t, jv v, args *A, bool
     if (IS("string")) { *out = v.t == JT_STR; return X_OK; }
     if (IS("mapping")) { *out = v.t == JT_DICT; return X_OK; }
     if (IS("iterable")) { *out = v.t == JT_STR || v.t == JT_LIST || v.t == JT_DICT || v.t == JT_UNDEF || v.t == JT_LOOP; return X_OK; }
-    if (IS("sequence")) { *out = v.t == JT_STR || v.t == JT_LIST || v.t == JT_DICT || v.t == JT_UNDEF; return X_OK; }
+    if (IS("sequence")) { *out = v.t == JT_STR || (v.t == JT_LIST && !(v.fl & JF_GEN)) || v.t == JT_DICT || v.t == JT_UNDEF; return X_OK; }
     if (IS("callable")) { *out = v.t == JT_FUNC || (v.t == JT_UNDEF && false); return X_OK; }
     if (IS("escaped")) { *out = false; return X_OK; }
     if (IS("sameas")) {

@@ -34,6 +34,8 @@ enum {
 };
 #define JF_TUPLE 1  /* JT_LIST: a tuple */
 #define JF_UNSAFE 2 /* JT_UNDEF: sandbox-refused attribute */
+#define JF_SAFE 8   /* JT_STR: markupsafe.Markup (from |safe, |escape): '+' escapes the other side */
+#define JF_GEN 4    /* JT_LIST: a Python generator/iterator (map, select, ...): always true, no len(), not JSON */
 
 typedef struct jlist jlist;
 typedef struct jdict jdict;

@@ -148,7 +148,7 @@ bool jv_truthy(jv v) {
     case JT_INT: return v.u.i != 0;
     case JT_FLOAT: return v.u.f != 0;
     case JT_STR: return v.u.s.n != 0;
-    case JT_LIST: return v.u.l->n != 0;
+    case JT_LIST: return (v.fl & JF_GEN) || v.u.l->n != 0;
     case JT_DICT: return v.u.d->n != 0;
     default: return true;
     }
@@ -167,6 +167,7 @@ bool jv_eq(jv a, jv b) {
     case JT_UNDEF: case JT_NONE: return true;
     case JT_STR: return a.u.s.n == b.u.s.n && memcmp(a.u.s.p, b.u.s.p, a.u.s.n) == 0;
     case JT_LIST:
+        if ((a.fl & JF_GEN) || (b.fl & JF_GEN)) return a.u.l == b.u.l && a.fl == b.fl;
         if ((a.fl & JF_TUPLE) != (b.fl & JF_TUPLE) || a.u.l->n != b.u.l->n) return false;
         for (size_t i = 0; i < a.u.l->n; i++)
             if (!jv_eq(a.u.l->v[i], b.u.l->v[i])) return false;
@@ -193,7 +194,7 @@ const char *jv_type_name(jv v) {
     case JT_INT: return "int";
     case JT_FLOAT: return "float";
     case JT_STR: return "str";
-    case JT_LIST: return (v.fl & JF_TUPLE) ? "tuple" : "list";
+    case JT_LIST: return (v.fl & JF_GEN) ? "generator" : (v.fl & JF_TUPLE) ? "tuple" : "list";
     case JT_DICT: return "dict";
     case JT_NS: return "Namespace";
     case JT_FUNC: return "Macro";
@@ -339,6 +340,7 @@ static bool repr_depth(jbuf *b, jv v, int depth) {
     case JT_STR: return repr_str(b, v.u.s.p, v.u.s.n);
     case JT_UNDEF: return jb_puts(b, "Undefined");
     case JT_LIST: {
+        if (v.fl & JF_GEN) return jb_puts(b, "<generator object>");
         bool tup = v.fl & JF_TUPLE;
         if (!jb_putc(b, tup ? '(' : '[')) return false;
         for (size_t i = 0; i < v.u.l->n; i++) {
@@ -430,6 +432,7 @@ const char *jv_tojson(jbuf *b, jv v, const jjson_opts *o, int depth) {
     case JT_FLOAT: return json_float(b, v.u.f) ? NULL : oom;
     case JT_STR: return json_str(b, v.u.s.p, v.u.s.n, o->ensure_ascii) ? NULL : oom;
     case JT_LIST: {
+        if (v.fl & JF_GEN) return "Object of type generator is not JSON serializable";
         if (v.u.l->n == 0) return jb_puts(b, "[]") ? NULL : oom;
         if (!jb_putc(b, '[')) return oom;
         for (size_t i = 0; i < v.u.l->n; i++) {

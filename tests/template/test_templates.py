@@ -233,6 +233,10 @@ FEATURES = [
     "{{ 'unterminated }}", "{% if true %}never closed", "{% endif %}", "{{ (1 }}", "{% set x.y = 1 %}", "{{ undefined_fn() }}",
     "{{ range(200000) | length }}", "{{ messages | tojson(indent='  ') }}{{ undefined_v | tojson }}",
     "{% extends 'base.html' %}", "{{ 'x'.nosuchmethod() }}", "{{ {'a': 1}.update({'b': 2}) }}",
+    # Markup (|safe, |escape) and generator (map/select/...) semantics as in Jinja2
+    "{{ 'a<'|safe + '<b>' }}|{{ '<x>' + '\"q\"'|safe }}|{{ '<'|e }}|{{ ('<'|e) + '&' }}|{{ 'a'|safe ~ '<' }}|{{ messages|tojson|safe }}",
+    "{{ 'yes' if [] | select else 'no' }}|{{ 'yes' if none | map('upper') else 'no' }}|{{ none | selectattr('x') | list }}|{{ [1, 2] | map('string') | first }}|{{ [3, 1] | reverse | list }}{{ ([3, 1] | reverse)[0] is defined }}",
+    "{{ [1, 2] | map('string') | length }}", "{{ messages | map(attribute='role') | tojson }}", "{{ [1, 2] | select | last }}",
     # strftime_now and date pinning
     "{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%Y-%m-%d %H:%M:%S %A %B') }}",
     # special tokens and add_generation_prompt
