@@ -146,3 +146,36 @@ double app_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+const char *const app_sampler_opts_help =
+    "  --temp T                 temperature (default 0.8; 0 = greedy)\n"
+    "  --top-k K                (default 40; 0 = off)\n"
+    "  --top-p P                (default 0.95; 1 = off)\n"
+    "  --min-p P                (default 0.05; 0 = off)\n"
+    "  --repeat-penalty X       (default 1.0 = off)\n"
+    "  --repeat-last-n N        window of the penalties (default 64; -1 = all)\n"
+    "  --presence-penalty X     (default 0)\n"
+    "  --frequency-penalty X    (default 0)\n"
+    "  -s, --seed S             (default: random; the seed used is printed)\n";
+
+int app_sampler_opt(rl_sampler_params *sp, int argc, char **argv, int *i) {
+    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    bool ok;
+    if (!strcmp(a, "--temp")) ok = app_float(a, v, &sp->temperature);
+    else if (!strcmp(a, "--top-k")) ok = app_int(a, v, 0, 1 << 30, &sp->top_k);
+    else if (!strcmp(a, "--top-p")) ok = app_float(a, v, &sp->top_p);
+    else if (!strcmp(a, "--min-p")) ok = app_float(a, v, &sp->min_p);
+    else if (!strcmp(a, "--repeat-penalty")) ok = app_float(a, v, &sp->repeat_penalty);
+    else if (!strcmp(a, "--repeat-last-n")) ok = app_int(a, v, -1, 1 << 20, &sp->repeat_last_n);
+    else if (!strcmp(a, "--presence-penalty")) ok = app_float(a, v, &sp->presence_penalty);
+    else if (!strcmp(a, "--frequency-penalty")) ok = app_float(a, v, &sp->frequency_penalty);
+    else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+        char *end = NULL;
+        if (v) sp->seed = strtoull(v, &end, 10);
+        ok = v && end && *end == 0 && end != v && v[0] != '-';
+        if (!ok) app_fail("%s needs a non-negative integer", a);
+    } else return 0;
+    if (!ok) return -1;
+    (*i)++;
+    return 1;
+}

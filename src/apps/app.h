@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "engine/sampler.h"
 #include "engine/step.h"
 #include "model/model.h"
 
@@ -47,6 +48,11 @@ int app_model_opt(app_model_opts *o, int argc, char **argv, int *i);
 extern const char *const app_model_opts_help;
 /* Loads the model (with progress), sets threads. Prints errors. */
 int app_load(const app_model_opts *o, rl_model *m);
+
+/* Consumes a sampling option (llama.cpp's names) at argv[*i]: 1 when
+ * consumed, 0 when not ours, -1 on a bad value (printed). */
+int app_sampler_opt(rl_sampler_params *sp, int argc, char **argv, int *i);
+extern const char *const app_sampler_opts_help;
 
 double app_now(void);
 

@@ -22,7 +22,7 @@ static const char *const help =
     "  -n, --n-predict N        most tokens per answer (default 1024)\n"
     "  --hide-thinking          do not print the reasoning (<think>...</think>)\n"
     "  --enable-thinking B      the template variable enable_thinking (true/false)\n"
-    "  --temp, --top-k, --top-p, --min-p, --repeat-penalty, -s/--seed   as for generate\n"
+
     "  --verbose-prompt         print each rendered prompt to stderr\n";
 
 typedef struct chat {
@@ -157,12 +157,13 @@ int cmd_chat(int argc, char **argv) {
     json_t *extra = json_object();
     for (int i = 1; i < argc; i++) {
         int r = app_model_opt(&mo, argc, argv, &i);
+        if (r == 0) r = app_sampler_opt(&sp, argc, argv, &i);
         if (r < 0) return 1;
         if (r) continue;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = true;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("%s%s", help, app_model_opts_help);
+            printf("%s%s%s", help, app_sampler_opts_help, app_model_opts_help);
             return 0;
         } else if (!strcmp(a, "--hide-thinking")) { show_think = false; continue; }
         else if (!strcmp(a, "--verbose-prompt")) { verbose = true; continue; }
@@ -172,16 +173,6 @@ int cmd_chat(int argc, char **argv) {
         else if (!strcmp(a, "--enable-thinking")) {
             if (strcmp(v, "true") && strcmp(v, "false")) return app_fail("--enable-thinking takes true or false");
             json_object_set_new(extra, "enable_thinking", json_boolean(!strcmp(v, "true")));
-        } else if (!strcmp(a, "--temp")) ok = app_float(a, v, &sp.temperature);
-        else if (!strcmp(a, "--top-k")) ok = app_int(a, v, 0, 1 << 30, &sp.top_k);
-        else if (!strcmp(a, "--top-p")) ok = app_float(a, v, &sp.top_p);
-        else if (!strcmp(a, "--min-p")) ok = app_float(a, v, &sp.min_p);
-        else if (!strcmp(a, "--repeat-penalty")) ok = app_float(a, v, &sp.repeat_penalty);
-        else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
-            char *end;
-            sp.seed = strtoull(v, &end, 10);
-            ok = *end == 0 && end != v;
-            if (!ok) app_fail("%s needs a non-negative integer", a);
         } else return app_fail("chat: unknown option '%s' (see ringlm chat --help)", a);
         if (!ok) return 1;
         i++;

@@ -18,15 +18,6 @@ static const char *const help =
     "  --logprobs-out FILE      write, per generated token, its float32 log-prob under the\n"
     "                           model's raw distribution (little-endian)\n"
     "  -n, --n-predict N        tokens to generate (default 32)\n"
-    "  --temp T                 temperature (default 0.8; 0 = greedy)\n"
-    "  --top-k K                (default 40; 0 = off)\n"
-    "  --top-p P                (default 0.95; 1 = off)\n"
-    "  --min-p P                (default 0.05; 0 = off)\n"
-    "  --repeat-penalty X       (default 1.0 = off)\n"
-    "  --repeat-last-n N        window of the penalties (default 64; -1 = all)\n"
-    "  --presence-penalty X     (default 0)\n"
-    "  --frequency-penalty X    (default 0)\n"
-    "  -s, --seed S             (default: random; the seed used is printed)\n"
     "  --ignore-eos             do not stop at end-of-sequence tokens\n";
 
 int cmd_generate(int argc, char **argv) {
@@ -38,12 +29,13 @@ int cmd_generate(int argc, char **argv) {
     bool ignore_eos = false, special = false;
     for (int i = 1; i < argc; i++) {
         int r = app_model_opt(&mo, argc, argv, &i);
+        if (r == 0) r = app_sampler_opt(&sp, argc, argv, &i);
         if (r < 0) return 1;
         if (r) continue;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = true;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("%s%s", help, app_model_opts_help);
+            printf("%s%s%s", help, app_sampler_opts_help, app_model_opts_help);
             return 0;
         } else if (!strcmp(a, "--ignore-eos")) { ignore_eos = true; continue; }
         else if (!strcmp(a, "--special")) { special = true; continue; }
@@ -53,20 +45,7 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--ids-out")) ids_out = v;
         else if (!strcmp(a, "--logprobs-out")) lp_out = v;
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) ok = app_int(a, v, 0, 1 << 30, &n_predict);
-        else if (!strcmp(a, "--temp")) ok = app_float(a, v, &sp.temperature);
-        else if (!strcmp(a, "--top-k")) ok = app_int(a, v, 0, 1 << 30, &sp.top_k);
-        else if (!strcmp(a, "--top-p")) ok = app_float(a, v, &sp.top_p);
-        else if (!strcmp(a, "--min-p")) ok = app_float(a, v, &sp.min_p);
-        else if (!strcmp(a, "--repeat-penalty")) ok = app_float(a, v, &sp.repeat_penalty);
-        else if (!strcmp(a, "--repeat-last-n")) ok = app_int(a, v, -1, 1 << 20, &sp.repeat_last_n);
-        else if (!strcmp(a, "--presence-penalty")) ok = app_float(a, v, &sp.presence_penalty);
-        else if (!strcmp(a, "--frequency-penalty")) ok = app_float(a, v, &sp.frequency_penalty);
-        else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
-            char *end;
-            sp.seed = strtoull(v, &end, 10);
-            ok = *end == 0 && end != v;
-            if (!ok) app_fail("%s needs a non-negative integer", a);
-        } else return app_fail("generate: unknown option '%s' (see ringlm generate --help)", a);
+        else return app_fail("generate: unknown option '%s' (see ringlm generate --help)", a);
         if (!ok) return 1;
         i++;
     }

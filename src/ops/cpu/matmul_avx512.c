@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ops/cpu/cpu_ops.h"
+#include "ops/cpu/vmath_avx512.h"
 
 enum { WK_F32, WK_BF16, WK_F16 };
 
@@ -40,15 +41,6 @@ static inline __attribute__((always_inline)) __m512 wload_mask(int t, const void
     return _mm512_cvtph_ps(h);
 }
 
-/* The one horizontal reduction of every matmul output. */
-static inline float hsum16(__m512 v) {
-    __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v),
-                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    b = _mm_add_ps(b, _mm_movehl_ps(b, b));
-    b = _mm_add_ss(b, _mm_shuffle_ps(b, b, 1));
-    return _mm_cvtss_f32(b);
-}
 
 /* R weight rows x N x rows; R, N and t are constants after inlining. */
 /* Element index of (row r, column c) of a tile: row-major with stride ldw, or
@@ -93,7 +85,7 @@ mk(int t, int P, int R, int N, const void *w, size_t ldw, const float *x, size_t
     for (int j = 0; j < N; j++)
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++)
-            if (r < Rv) y[(size_t)j * ldy + (size_t)r] = hsum16(acc[r][j]);
+            if (r < Rv) y[(size_t)j * ldy + (size_t)r] = rl_hsum16(acc[r][j]);
 }
 
 /* Instantiations: full-R tiles for every N (1..NR), and single rows. */

@@ -9,19 +9,12 @@
 #include <string.h>
 
 #include "ops/cpu/cpu_ops.h"
+#include "ops/cpu/vmath_avx512.h"
 
 #define MR 4
 #define NR 6
 #define MB 64
 
-static inline float hsum16(__m512 v) {
-    __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v),
-                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    b = _mm_add_ps(b, _mm_movehl_ps(b, b));
-    b = _mm_add_ss(b, _mm_shuffle_ps(b, b, 1));
-    return _mm_cvtss_f32(b);
-}
 
 /* xs: per x row, Kp bf16 of hi then Kp of lo (zero padded to Kp % 32 == 0). */
 static inline __attribute__((always_inline)) void
@@ -51,7 +44,7 @@ mk(int R, int N, const uint16_t *w, size_t ldw, const uint16_t *xs, size_t Kp, i
 #pragma GCC unroll 8
     for (int j = 0; j < N; j++)
 #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) y[(size_t)j * ldy + (size_t)r] = hsum16(acc[r][j]);
+        for (int r = 0; r < R; r++) y[(size_t)j * ldy + (size_t)r] = rl_hsum16(acc[r][j]);
 }
 
 #define MK_FN(R, N)                                                                           \
