@@ -47,6 +47,8 @@ typedef struct tk_regex {
 /* Compiles an Oniguruma-syntax pattern (as the HF crate gives to onig), or a
  * literal string when literal is set. Errors name the pattern. */
 int tk_regex_compile(tk_regex *r, const char *pat, size_t len, bool literal, rl_err *e);
+/* The same for a pattern the HF crate gives to the Rust regex crate. */
+int tk_regex_compile_rust(tk_regex *r, const char *pat, size_t len, rl_err *e);
 void tk_regex_free(tk_regex *r);
 
 /* A split pattern: regex, a char predicate or one char; invert flips. */

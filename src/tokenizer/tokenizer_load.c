@@ -286,7 +286,7 @@ static int parse_pre(json_t *o, const char *path, tk_pretok *pt, int depth, rl_e
         pt->pat.kind = TK_PAT_REGEX;
         pt->pat.invert = true;
         pt->behavior = TB_REMOVED;
-        rc = tk_regex_compile(&pt->pat.re, re, strlen(re), false, e);
+        rc = tk_regex_compile_rust(&pt->pat.re, re, strlen(re), e); /* HF: regex crate, not onig */
         if (rc) pt->pat.kind = TK_PAT_PRED;
         return rc;
     }

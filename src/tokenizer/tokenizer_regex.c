@@ -13,10 +13,15 @@
 #include "tokenizer/tokenizer_impl.h"
 
 #define WS_ITEMS "\\t\\n\\x0B\\f\\r\\x20\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
-#define WORD_ITEMS "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}"
+/* Oniguruma's \w: Alphabetic, marks, Nd, Pc; below U+0100 its Latin-1 table,
+ * which also counts the superscripts and fractions (measured against the
+ * crate). The Rust regex crate's \w (HF's Whitespace pre-tokenizer) adds the
+ * joiners instead. */
+#define WORD_ITEMS "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\xB2\\xB3\\xB9\\xBC-\\xBE"
+#define WORD_ITEMS_RUST "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}"
 #define HEX_ITEMS "0-9a-fA-F"
 
-static int translate(const char *p, size_t n, tk_buf *o, rl_err *e) {
+static int translate(const char *p, size_t n, bool rust, tk_buf *o, rl_err *e) {
     bool in_class = false;
     size_t class_start = 0;
     for (size_t i = 0; i < n;) {
@@ -29,8 +34,11 @@ static int translate(const char *p, size_t n, tk_buf *o, rl_err *e) {
             switch (d) {
             case 's': rep = in_class ? WS_ITEMS : "[" WS_ITEMS "]"; break;
             case 'S': rep = in_class ? NULL : "[^" WS_ITEMS "]"; break;
-            case 'w': rep = in_class ? WORD_ITEMS : "[" WORD_ITEMS "]"; break;
-            case 'W': rep = in_class ? NULL : "[^" WORD_ITEMS "]"; break;
+            case 'w':
+                rep = rust ? (in_class ? WORD_ITEMS_RUST : "[" WORD_ITEMS_RUST "]")
+                           : (in_class ? WORD_ITEMS : "[" WORD_ITEMS "]");
+                break;
+            case 'W': rep = in_class ? NULL : rust ? "[^" WORD_ITEMS_RUST "]" : "[^" WORD_ITEMS "]"; break;
             case 'h': rep = in_class ? HEX_ITEMS : "[" HEX_ITEMS "]"; break;
             case 'H': rep = in_class ? NULL : "[^" HEX_ITEMS "]"; break;
             case 'u':
@@ -108,16 +116,26 @@ static int translate(const char *p, size_t n, tk_buf *o, rl_err *e) {
     return RL_OK;
 }
 
+static int compile(tk_regex *r, const char *pat, size_t len, bool literal, bool rust, rl_err *e);
+
 int tk_regex_compile(tk_regex *r, const char *pat, size_t len, bool literal, rl_err *e) {
+    return compile(r, pat, len, literal, false, e);
+}
+
+int tk_regex_compile_rust(tk_regex *r, const char *pat, size_t len, rl_err *e) {
+    return compile(r, pat, len, false, true, e);
+}
+
+static int compile(tk_regex *r, const char *pat, size_t len, bool literal, bool rust, rl_err *e) {
     memset(r, 0, sizeof *r);
     tk_buf t = {0};
     const char *src = pat;
     size_t sn = len;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP;
+    uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE; /* onig: ^ and $ are line anchors */
     if (literal) {
         opts = PCRE2_UTF | PCRE2_LITERAL;
     } else {
-        int rc = translate(pat, len, &t, e);
+        int rc = translate(pat, len, rust, &t, e);
         if (rc) { tk_buf_free(&t); return rc; }
         src = t.p ? t.p : "";
         sn = t.n;

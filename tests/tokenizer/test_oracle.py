@@ -84,7 +84,7 @@ def hard_corpus(specials):
         "ALL CAPS TEXT AND MiXeD cAsE", "İstanbul ΣΊΣΥΦΟΣ ὈΔΥΣΣΕΎΣ straße ǅ", "Ǆemal ﬀ ß ẞ",
         "tab\tsep\tvalues\t\t", "trailing spaces   ", "   leading spaces", "▁meta▁space ▁",
         "<0x41> <unk> <s> </s>", "....!!!???---___***", "$%^&*()[]{}|\\/`~@#", "a-b_c.d,e;f:g",
-        "\u0600\u0601 \u06dd \U000110bd", "\U0001F600\U0001F64F\U0001F680", "\U00020000\U0002A6D6",
+        "\u0600\u0601 \u06dd \U000110bd", "a\na b\nb", "ab\nab a\nb\n", "a\nb ca1F deadbeef\r\nab", "\U0001F600\U0001F64F\U0001F680", "\U00020000\U0002A6D6",
     ]
     for s in specials:
         c += [s, "a" + s + "b", " " + s + " ", s + s, "x " + s + "y", s + "\n" + s, "  " + s + "  z",
@@ -246,6 +246,17 @@ def variants(base_ring, gpt2, mistral):
     t["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [{"type": "Whitespace"}, {"type": "Digits", "individual_digits": True},
                                                                 {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True, "trim_offsets": True}]}
     v["pre-whitespace-digits"] = t
+    # Oniguruma syntax as the crate compiles it: ^/$ are line anchors, (?m) is dot-all,
+    # \h is a hex digit, \s includes U+0085, \w is Unicode's word class (plus Latin-1's
+    # superscripts and fractions). Not here: \w inside a class, where onig matches
+    # single UTF-8 bytes of U+0080..U+00FF (ringlm matches whole characters).
+    for i, pat in enumerate([r"^a", r"b$", r"a.b", r"(?m)a.b", r"\h+", r"\Aa", r"(?i)A+", r"\w+", r"\s",
+                             r"[^\s]+", r"\d+", r"\p{Lu}\p{Ll}+", r"\W+", r"\S+\s*"]):
+        t = copy.deepcopy(gpt2)
+        t["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": pat}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+        v[f"regex-syntax-{i}"] = t
     t = copy.deepcopy(gpt2)
     t["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True}
     v["gpt2-prefix-space"] = t
