@@ -22,9 +22,15 @@ int cmd_mkmodel(int argc, char **argv) {
                    "  --shards N           number of safetensors shards (default 1)\n"
                    "  --dtype T            matrices: bf16 (default), f16, f32, f8 (E4M3 with\n"
                    "                       128x128 block scales)\n"
-                   "  --router-dtype T     router weight: f32 (default) or bf16\n",
+                   "  --router-dtype T     router weight: f32 (default) or bf16\n"
+                   "  --byte-tokenizer     also write a byte-level tokenizer.json with the Ring\n"
+                   "                       special tokens and a Ring-format chat template\n",
                    rl_config_preset_names());
             return 0;
+        }
+        if (!strcmp(a, "--byte-tokenizer")) {
+            o.byte_tokenizer = true;
+            continue;
         }
         if (!v) return app_fail("mkmodel: option '%s' is unknown or needs a value", a);
         if (!strcmp(a, "--preset")) preset = v;

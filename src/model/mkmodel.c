@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "format/safetensors.h"
+#include "tokenizer/tokenizer_write.h"
 
 static void base_mini(rl_config *c) {
     memset(c, 0, sizeof *c);
@@ -259,7 +260,59 @@ static void shard_progress(void *ctx, size_t done, size_t total) {
     if (p->o->progress) p->o->progress(p->o->progress_ctx, p->base + done, p->total);
 }
 
-int rl_mkmodel(const rl_config *c, const char *dir, const rl_mkmodel_opts *o, rl_err *e) {
+/* Special tokens of the byte tokenizer, after the 256 byte ids. */
+static const char *const specials[] = {"<|startoftext|>", "<|endoftext|>", "<|role_end|>", "<role>",
+                                       "</role>", "<think>", "</think>", "<tool_call>",
+                                       "</tool_call>"};
+enum { SP_BOS = 256, SP_EOS = 257, SP_ROLE_END = 258, N_SPECIALS = 9 };
+
+/* A chat template in the Ring family's format (SPEC §4), written for ringlm. */
+static const char *const ring_style_template =
+    "{%- set roles = {'system': 'SYSTEM', 'user': 'HUMAN', 'assistant': 'ASSISTANT', "
+    "'tool': 'OBSERVATION'} -%}"
+    "{%- for m in messages -%}"
+    "<role>{{ roles[m.role] }}</role>"
+    "{%- if m.role == 'assistant' and m.reasoning_content is defined and m.reasoning_content -%}"
+    "<think>\n{{ m.reasoning_content }}\n</think>\n"
+    "{%- endif -%}"
+    "{{ m.content }}<|role_end|>"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<role>ASSISTANT</role>{%- endif -%}";
+
+static int write_byte_tokenizer(const char *dir, rl_err *e) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    rl_bpe_spec spec = {.specials = specials, .n_specials = N_SPECIALS};
+    int rc = rl_write_bytelevel_tokenizer(path, &spec, e);
+    if (rc) return rc;
+    json_t *tc = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s}", "tokenizer_class",
+                           "PreTrainedTokenizerFast", "bos_token", specials[0], "eos_token", specials[1],
+                           "pad_token", specials[1], "add_bos_token", 0, "add_eos_token", 0,
+                           "chat_template", ring_style_template);
+    json_t *gc = json_pack("{s:i, s:[i,i], s:i}", "bos_token_id", SP_BOS, "eos_token_id", SP_EOS,
+                           SP_ROLE_END, "pad_token_id", SP_EOS);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    rc = !tc || json_dump_file(tc, path, JSON_INDENT(2)) ? rl_errf(e, RL_E_IO, "%s: cannot write", path) : 0;
+    snprintf(path, sizeof path, "%s/generation_config.json", dir);
+    if (!rc && (!gc || json_dump_file(gc, path, JSON_INDENT(2))))
+        rc = rl_errf(e, RL_E_IO, "%s: cannot write", path);
+    json_decref(tc);
+    json_decref(gc);
+    return rc;
+}
+
+int rl_mkmodel(const rl_config *cfg_in, const char *dir, const rl_mkmodel_opts *o, rl_err *e) {
+    rl_config cfg = *cfg_in;
+    const rl_config *c = &cfg;
+    if (o->byte_tokenizer) {
+        if (cfg.vocab_size < 256 + N_SPECIALS)
+            return rl_errf(e, RL_E_ARG, "a byte tokenizer needs vocab_size >= %d (config has %d)",
+                           256 + N_SPECIALS, cfg.vocab_size);
+        cfg.bos_token_id = SP_BOS;
+        cfg.pad_token_id = SP_EOS;
+        cfg.eos_token_ids[0] = SP_EOS;
+        cfg.n_eos = 1;
+    }
     if (o->shards < 1 || o->shards > 9999) return rl_errf(e, RL_E_ARG, "shards must be in 1..9999");
     if (o->router_dtype != RL_F32 && o->router_dtype != RL_BF16)
         return rl_errf(e, RL_E_ARG, "router dtype must be F32 or BF16");
@@ -323,10 +376,11 @@ int rl_mkmodel(const rl_config *c, const char *dir, const rl_mkmodel_opts *o, rl
         free(txt);
         if (rc) goto out;
     }
-    char *cfg = rl_config_to_json(c), path[4096];
+    char *cj = rl_config_to_json(c), path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    rc = cfg ? write_text(path, cfg, e) : rl_errf(e, RL_E_NOMEM, "out of memory");
-    free(cfg);
+    rc = cj ? write_text(path, cj, e) : rl_errf(e, RL_E_NOMEM, "out of memory");
+    free(cj);
+    if (!rc && o->byte_tokenizer) rc = write_byte_tokenizer(dir, e);
 out:
     json_decref(wmap);
     free(bytes);

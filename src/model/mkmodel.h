@@ -14,6 +14,10 @@ typedef struct rl_mkmodel_opts {
     int shards;            /* >= 1 */
     rl_dtype dtype;        /* matrices: BF16 (default), F16, F32, F8_E4M3 (with block scales) */
     rl_dtype router_dtype; /* F32 (default) or BF16 */
+    /* Also write a byte-level tokenizer.json (256 byte tokens + the Ring
+     * special tokens), a tokenizer_config.json with a chat template in the
+     * Ring format and generation_config.json; eos/bos ids follow it. */
+    bool byte_tokenizer;
     void (*progress)(void *ctx, size_t done, size_t total);
     void *progress_ctx;
 } rl_mkmodel_opts;
