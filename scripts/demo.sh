@@ -15,7 +15,7 @@ if [ ! -f "$MODEL/tokenizer.json" ]; then
 fi
 "$RINGLM" info -m "$MODEL"
 echo
-"$RINGLM" generate -m "$MODEL" -p "The hybrid model says:" -n 48 --seed 42
+"$RINGLM" generate -m "$MODEL" -p "The hybrid model says:" -n 48 --seed 42 --ignore-eos
 echo
 echo "(random weights: the text is noise until the trained default model lands; try"
 echo " '$RINGLM chat -m $MODEL' for the interactive chat)"
