@@ -124,24 +124,26 @@ int cmd_bench(int argc, char **argv) {
     int *tok = malloc(sizeof(int) * (size_t)total);
     float *logits = malloc(sizeof(float) * (size_t)m.cfg.vocab_size);
     double *pp = calloc((size_t)reps, sizeof(double)), *tg = calloc((size_t)reps, sizeof(double));
-    if (!tok || !logits || !pp || !tg || rl_engine_init(&eng, &m, 0, &e)) {
+    double *bw = calloc((size_t)reps + 1, sizeof(double)); /* probe before each rep, and after */
+    if (!tok || !logits || !pp || !tg || !bw || rl_engine_init(&eng, &m, 0, &e)) {
         app_fail("%s", e.msg[0] ? e.msg : "out of memory");
         goto out;
     }
     eng.max_ctx = total > eng.max_ctx ? total : eng.max_ctx;
     uint64_t seed = 1234;
     for (int i = 0; i < total; i++) tok[i] = (int)(rnd(&seed) % (uint64_t)m.cfg.vocab_size);
-    double bw0 = 0;
     /* the context is filled once; every rep forks it (KV pages shared
      * copy-on-write, Lightning state copied) */
     rl_slot deep;
     if (rl_slot_init(&deep, &m, &e)) { app_fail("%s", e.msg); goto out; }
     if (depth && isatty(2)) fprintf(stderr, "filling %d tokens of context...\n", depth);
     if (fill_depth(&eng, &deep, depth, tok, &e)) { app_fail("%s", e.msg); goto out; }
-    /* rep -1 is a warm-up (page faults, allocations), as llama-bench does;
-     * the bandwidth is probed right after it and again after the last rep */
+    /* rep -1 is a warm-up (page faults, allocations), as llama-bench does.
+     * The bandwidth is probed before every rep and after the last: the
+     * machine's bandwidth swings within minutes, so each decode rep is judged
+     * against the probes right around it. */
     for (int r = -1; r < reps; r++) {
-        if (r == 0) bw0 = probe_bandwidth();
+        if (r >= 0 && n) bw[r] = probe_bandwidth();
         rl_slot sl, base;
         if (rl_slot_init(&sl, &m, &e) || rl_slot_fork(&sl, &deep, &eng.pool, &e) ||
             rl_slot_init(&base, &m, &e) || rl_slot_fork(&base, &deep, &eng.pool, &e)) {
@@ -167,7 +169,7 @@ int cmd_bench(int argc, char **argv) {
         if (isatty(2)) fprintf(stderr, "\r%s %d/%d", r < 0 ? "warm-up" : "rep", r + 1, reps);
     }
     if (isatty(2)) fputc('\n', stderr);
-    double bw1 = probe_bandwidth();
+    if (n) bw[reps] = probe_bandwidth();
     double awb = (double)active_weight_bytes(&m);
     const char *isa = m.ops == &rl_ops_ref ? "ref" : rl_ops_cpu_isa();
     printf("| model | threads | isa | test | t/s | note |\n|---|---|---|---|---|---|\n");
@@ -196,14 +198,25 @@ int cmd_bench(int argc, char **argv) {
         double sb = (double)m.n_linear * m.cfg.num_attention_heads * m.cfg.head_dim *
                     m.cfg.head_dim * 4.0;
         double kvb = (double)rl_model_kv_bytes_per_token(&m) * (depth + n / 2.0);
+        double bytes = awb + sb + kvb, lo = 1e30, hi = 0;
+        double *ratio = calloc((size_t)reps, sizeof(double));
+        for (int r = 0; r < reps && ratio; r++) {
+            double b = 0.5 * (bw[r] + bw[r + 1]); /* GB/s around rep r */
+            ratio[r] = tg[r] / (b * 1e9 / bytes);
+            for (int k = r; k <= r + 1; k++) {
+                lo = bw[k] < lo ? bw[k] : lo;
+                hi = bw[k] > hi ? bw[k] : hi;
+            }
+        }
+        double rm = 0, rsd = 0;
+        if (ratio) stats(ratio, reps, &rm, &rsd);
+        free(ratio);
         stats(tg, reps, &mean, &sd);
-        double bw = 0.5 * (bw0 + bw1), bytes = awb + sb + kvb;
-        double floor = bw * 1e9 / bytes;
-        printf("| %s | %d | %s | tg%d @ d%d | %.2f ± %.2f | floor %.2f t/s = %.3f GB/token "
-               "(weights %.3f + state %.3f + KV %.3f) / %.1f GB/s (probe %.1f before, %.1f "
-               "after); %.0f%% of floor |\n",
-               mo.dir, omp_get_max_threads(), isa, n, depth, mean, sd, floor, bytes / 1e9,
-               awb / 1e9, sb / 1e9, kvb / 1e9, bw, bw0, bw1, 100 * mean / floor);
+        printf("| %s | %d | %s | tg%d @ d%d | %.2f ± %.2f | %.3f GB/token (weights %.3f + state "
+               "%.3f + KV %.3f); probes %.1f..%.1f GB/s around the reps; %.0f%% ± %.0f%% of the "
+               "floor (rep speed / (probe around it / bytes)) |\n",
+               mo.dir, omp_get_max_threads(), isa, n, depth, mean, sd, bytes / 1e9, awb / 1e9,
+               sb / 1e9, kvb / 1e9, lo, hi, 100 * rm, 100 * rsd);
     }
     rl_slot_free(&deep, &eng.pool);
     rc = 0;
@@ -214,5 +227,6 @@ out:
     free(logits);
     free(pp);
     free(tg);
+    free(bw);
     return rc;
 }

@@ -176,17 +176,18 @@ static void softmax_attention(rl_engine *eng, const rl_layer *ly, const rl_span 
         qk_norm_rope(m, ly, q, H, q + HD, Hkv, cs + (size_t)t * R2);
     }
     /* write this step's keys and values into the pages first: a query sees
-     * every key up to its own position */
+     * every key up to its own position (layout: rl_kv_view in ops.h) */
     const rl_kv_pool *pool = &eng->pool;
     int t0 = 0;
     for (int s = 0; s < n_spans; s++) {
         const rl_span *sp = &spans[s];
         for (int j = 0; j < sp->n; j++) {
-            int p = sp->first_pos + j, pg = sp->slot->pages[p / RL_KV_PAGE];
-            const float *qkv = QKV + (size_t)(t0 + j) * W;
-            memcpy(rl_kv_k(pool, pg, li) + (size_t)(p % RL_KV_PAGE) * KD, qkv + HD, sizeof(float) * KD);
-            memcpy(rl_kv_v(pool, pg, li) + (size_t)(p % RL_KV_PAGE) * KD, qkv + HD + KD,
-                   sizeof(float) * KD);
+            int p = sp->first_pos + j, pg = sp->slot->pages[p / RL_KV_PAGE], r = p % RL_KV_PAGE;
+            const float *k = QKV + (size_t)(t0 + j) * W + HD, *v = k + KD;
+            float *kb = rl_kv_k(pool, pg, li), *vb = rl_kv_v(pool, pg, li);
+            for (int c = 0; c < KD; c++) kb[(size_t)c * RL_KV_PAGE + r] = k[c];
+            for (int h = 0; h < Hkv; h++)
+                memcpy(vb + ((size_t)h * RL_KV_PAGE + r) * D, v + (size_t)h * D, sizeof(float) * D);
         }
         t0 += sp->n;
     }
@@ -207,7 +208,7 @@ static void softmax_attention(rl_engine *eng, const rl_layer *ly, const rl_span 
         for (int g = 0; g < Hkv; g++) {
             int s = ws->tok_span[t], po = 0;
             for (int i = 0; i < s; i++) po += spans[i].slot->n_pages;
-            rl_kv_view kv = {pgk + po, pgv + po, RL_KV_PAGE, KD};
+            rl_kv_view kv = {pgk + po, pgv + po, RL_KV_PAGE};
             float *mys = scr + (size_t)omp_get_thread_num() * scr_stride;
             m->ops->gqa_attend(QKV + (size_t)t * W + (size_t)g * gq * D, gq, &kv, g,
                                ws->tok_pos[t] + 1, D, scale, mys, O + (size_t)t * HD + g * gq * D);

@@ -43,14 +43,17 @@ typedef struct rl_wmat {
  * compute bitwise the same outputs. */
 #define RL_CHUNK 64
 
-/* Key/value rows of one softmax layer for one sequence, in pages.
- * Token j's key for kv head h starts at k_pages[j / page_size] +
- * (j % page_size) * ld + h * head_dim; same for values. */
+/* Keys and values of one softmax layer for one sequence, in pages of
+ * page_size positions. Per page, keys are stored transposed per kv head and
+ * values row-major per kv head, so that one head's scan over the keys reads
+ * contiguous memory:
+ *   key   (pos j, kv head h, channel d) = k_pages[j / P][(h * D + d) * P + j % P]
+ *   value (pos j, kv head h, channel d) = v_pages[j / P][(h * P + j % P) * D + d]
+ * with P = page_size and D = head_dim. */
 typedef struct rl_kv_view {
     const float *const *k_pages;
     const float *const *v_pages;
     int page_size;
-    int ld;
 } rl_kv_view;
 
 typedef struct rl_ops {
@@ -98,7 +101,8 @@ typedef struct rl_ops {
     /* Causal softmax attention of gq query heads (q: gq*D contiguous) that
      * share kv head `kvh`, over keys 0..n_keys-1 of kv:
      *   o_h = sum_j softmax_j(scale * q_h . k_j) v_j
-     * keys visited in ascending order; scratch holds gq * n_keys floats. */
+     * dot products summed over channels in ascending order, keys visited in
+     * ascending order; scratch holds gq * n_keys floats. */
     void (*gqa_attend)(const float *q, int gq, const rl_kv_view *kv, int kvh, int n_keys,
                        int D, float scale, float *scratch, float *o);
 

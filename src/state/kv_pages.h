@@ -1,7 +1,9 @@
 /* A pool of fixed-size KV pages shared by all sequences. A page holds, for
  * every softmax layer, the keys and values of RL_KV_PAGE consecutive
- * positions (fp32, [layer][k|v][pos][Hkv*D]). Pages are reference counted so
- * that forks and prefix snapshots can share them (copy on write). */
+ * positions (fp32): per layer a key block [Hkv][D][RL_KV_PAGE] (transposed,
+ * see rl_kv_view in ops.h) then a value block [Hkv][RL_KV_PAGE][D]. Pages are
+ * reference counted so that forks and prefix snapshots can share them (copy
+ * on write). */
 #ifndef RL_STATE_KV_PAGES_H
 #define RL_STATE_KV_PAGES_H
 

@@ -293,14 +293,14 @@ static void test_gqa(const rl_ops *ops, const char *lvl) {
         for (size_t gi = 0; gi < sizeof gqs / sizeof *gqs; gi++)
             for (size_t ki = 0; ki < 4; ki++) {
                 int gq = gqs[gi];
-                int D = heads[hi], nkv = 2, kvh = 1, ld = nkv * D + 5, ps = 16, nk = nks[ki];
+                int D = heads[hi], nkv = 2, kvh = 1, ld = nkv * D, ps = 16, nk = nks[ki];
                 int npages = (nk + ps - 1) / ps;
                 float **kp = malloc((size_t)npages * sizeof *kp), **vp = malloc((size_t)npages * sizeof *vp);
                 for (int p = 0; p < npages; p++) {
                     kp[p] = rnd((size_t)ps * ld, -1, 1);
                     vp[p] = rnd((size_t)ps * ld, -1, 1);
                 }
-                rl_kv_view kv = {(const float *const *)kp, (const float *const *)vp, ps, ld};
+                rl_kv_view kv = {(const float *const *)kp, (const float *const *)vp, ps};
                 float *q = rnd((size_t)gq * D, -3, 3), *scr = malloc((size_t)gq * (size_t)nk * 4 + 4);
                 float *o = poisoned((size_t)gq * D), *o2 = poisoned((size_t)gq * D), *orf = poisoned((size_t)gq * D);
                 float scale = 1.0f / sqrtf((float)D);

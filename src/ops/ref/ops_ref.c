@@ -117,10 +117,11 @@ static void ref_gqa_attend(const float *q, int gq, const rl_kv_view *kv, int kvh
         float *oh = o + (size_t)h * (size_t)D;
         float m = -INFINITY;
         for (int j = 0; j < n_keys; j++) {
-            const float *kj = kv->k_pages[j / kv->page_size] +
-                              (size_t)(j % kv->page_size) * (size_t)kv->ld + (size_t)kvh * (size_t)D;
+            size_t P = (size_t)kv->page_size;
+            const float *kj = kv->k_pages[j / kv->page_size] + (size_t)kvh * (size_t)D * P +
+                              (size_t)(j % kv->page_size);
             float s = 0.0f;
-            for (int d = 0; d < D; d++) s += qh[d] * kj[d];
+            for (int d = 0; d < D; d++) s += qh[d] * kj[(size_t)d * P];
             s *= scale;
             scratch[j] = s;
             if (s > m) m = s;
@@ -133,7 +134,8 @@ static void ref_gqa_attend(const float *q, int gq, const rl_kv_view *kv, int kvh
         for (int e = 0; e < D; e++) oh[e] = 0.0f;
         for (int j = 0; j < n_keys; j++) {
             const float *vj = kv->v_pages[j / kv->page_size] +
-                              (size_t)(j % kv->page_size) * (size_t)kv->ld + (size_t)kvh * (size_t)D;
+                              ((size_t)kvh * (size_t)kv->page_size + (size_t)(j % kv->page_size)) *
+                                  (size_t)D;
             for (int e = 0; e < D; e++) oh[e] += scratch[j] * vj[e];
         }
         float inv = n_keys > 0 ? 1.0f / sum : 0.0f;
