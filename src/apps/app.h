@@ -19,6 +19,9 @@ int cmd_bench(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_template(int argc, char **argv);
+int cmd_tokenizer_train(int argc, char **argv);
+int cmd_prepare_data(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 /* Prints "ringlm: error: msg" to stderr and returns 1. */
 int app_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

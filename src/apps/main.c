@@ -18,6 +18,9 @@ static const struct {
     {"tokenize", cmd_tokenize, "text to token ids with a tokenizer.json"},
     {"detokenize", cmd_detokenize, "token ids to text with a tokenizer.json"},
     {"template", cmd_template, "render a chat template (tokenizer_config.json) for messages"},
+    {"tokenizer-train", cmd_tokenizer_train, "learn a byte-level BPE tokenizer.json from text"},
+    {"prepare-data", cmd_prepare_data, "tokenize text files into a token file for training"},
+    {"train", cmd_train, "train a model (AdamW, warmup + cosine) on a token file"},
 };
 
 static void usage(FILE *f) {

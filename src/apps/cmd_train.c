@@ -1,0 +1,2 @@
+#include "apps/app.h"
+int cmd_train(int argc, char **argv) { (void)argc; (void)argv; return app_fail("not yet"); }
