@@ -13,12 +13,15 @@
 int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_template(int argc, char **argv);
+int cmd_grad(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 int cmd_tokenizer_train(int argc, char **argv);
 int cmd_prepare_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -11,6 +11,7 @@ static const struct {
 } cmds[] = {
     {"generate", cmd_generate, "generate text (or tokens) from a prompt"},
     {"chat", cmd_chat, "talk with a model through its chat template"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
     {"logits", cmd_logits, "write the raw logits of a token sequence"},
     {"info", cmd_info, "describe a checkpoint: schedule, parameters, memory"},
     {"bench", cmd_bench, "prefill and decode speed against the bandwidth floor"},
@@ -18,6 +19,8 @@ static const struct {
     {"tokenize", cmd_tokenize, "text to token ids with a tokenizer.json"},
     {"detokenize", cmd_detokenize, "token ids to text with a tokenizer.json"},
     {"template", cmd_template, "render a chat template (tokenizer_config.json) for messages"},
+    {"grad", cmd_grad, "write the loss gradient of a token sequence (safetensors)"},
+    {"score", cmd_score, "write the log-prob of each next token (the trainer's forward)"},
     {"tokenizer-train", cmd_tokenizer_train, "learn a byte-level BPE tokenizer.json from text"},
     {"prepare-data", cmd_prepare_data, "tokenize text files into a token file for training"},
     {"train", cmd_train, "train a model (AdamW, warmup + cosine) on a token file"},

@@ -95,8 +95,15 @@ static void qk_norm_rope(const rl_model *m, const rl_layer *ly, float *q, int nq
 
 /* ---- attention layers -------------------------------------------------- */
 
+/* Activation tape: copies of intermediate values for the trainer's backward.
+ * Recording never changes the arithmetic (rl_step passes tl = NULL). */
+#define TAPE(dst, src, count)                                                   \
+    do {                                                                        \
+        if (tl && tl->dst) memcpy(tl->dst, (src), sizeof(*(src)) * (size_t)(count)); \
+    } while (0)
+
 static void linear_attention(rl_engine *eng, const rl_layer *ly, const rl_span *spans,
-                             int n_spans, int T, const float *cs) {
+                             int n_spans, int T, const float *cs, const rl_tape_layer *tl) {
     rl_model *m = eng->m;
     rl_workspace *ws = eng->ws;
     const rl_config *c = &m->cfg;
@@ -105,6 +112,8 @@ static void linear_attention(rl_engine *eng, const rl_layer *ly, const rl_span *
     float *U = ws->buf[B_U], *Y = ws->buf[B_Y], *X = ws->buf[B_X];
     m->ops->matmul(&ly->qkv, A, c->hidden_size, T, QKV, 3 * HD);
     m->ops->matmul(&ly->g_proj, A, c->hidden_size, T, Gt, HD);
+    TAPE(qkv_raw, QKV, (size_t)T * 3 * HD);
+    TAPE(gate, Gt, (size_t)T * HD);
     int R2 = c->rotary_dim;
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
@@ -113,6 +122,7 @@ static void linear_attention(rl_engine *eng, const rl_layer *ly, const rl_span *
             for (int i = 0; i < 3 * HD; i++) q[i] = q[i] / (1.0f + expf(-q[i]));
         qk_norm_rope(m, ly, q, H, q + HD, H, cs + (size_t)t * R2);
     }
+    TAPE(qkv, QKV, (size_t)T * 3 * HD);
     float scale = 1.0f / sqrtf((float)D);
     int li = ly->kind_index;
     int t0 = 0;
@@ -148,10 +158,12 @@ static void linear_attention(rl_engine *eng, const rl_layer *ly, const rl_span *
         }
         t0 += sp->n;
     }
+    TAPE(att, O, (size_t)T * HD);
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++)
         m->ops->group_norm_gate(O + (size_t)t * HD, Gt + (size_t)t * HD, HD, c->group_norm_size,
                                 ly->g_norm, c->rms_norm_eps, U + (size_t)t * HD);
+    TAPE(u, U, (size_t)T * HD);
     m->ops->matmul(&ly->dense, U, HD, T, Y, c->hidden_size);
     size_t n = (size_t)T * c->hidden_size;
     for (size_t i = 0; i < n; i++) X[i] += Y[i];
@@ -159,7 +171,7 @@ static void linear_attention(rl_engine *eng, const rl_layer *ly, const rl_span *
 
 static void softmax_attention(rl_engine *eng, const rl_layer *ly, const rl_span *spans,
                               int n_spans, int T, const float *cs, const float **pgk,
-                              const float **pgv) {
+                              const float **pgv, const rl_tape_layer *tl) {
     rl_model *m = eng->m;
     rl_workspace *ws = eng->ws;
     const rl_config *c = &m->cfg;
@@ -169,12 +181,14 @@ static void softmax_attention(rl_engine *eng, const rl_layer *ly, const rl_span 
     float *Y = ws->buf[B_Y], *X = ws->buf[B_X], *scr = ws->buf[B_SCR];
     int li = ly->kind_index;
     m->ops->matmul(&ly->qkv, A, c->hidden_size, T, QKV, W);
+    TAPE(qkv_raw, QKV, (size_t)T * W);
     int R2 = c->rotary_dim;
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
         float *q = QKV + (size_t)t * W;
         qk_norm_rope(m, ly, q, H, q + HD, Hkv, cs + (size_t)t * R2);
     }
+    TAPE(qkv, QKV, (size_t)T * W);
     /* write this step's keys and values into the pages first: a query sees
      * every key up to its own position (layout: rl_kv_view in ops.h) */
     const rl_kv_pool *pool = &eng->pool;
@@ -213,6 +227,7 @@ static void softmax_attention(rl_engine *eng, const rl_layer *ly, const rl_span 
             m->ops->gqa_attend(QKV + (size_t)t * W + (size_t)g * gq * D, gq, &kv, g,
                                ws->tok_pos[t] + 1, D, scale, mys, O + (size_t)t * HD + g * gq * D);
         }
+    TAPE(att, O, (size_t)T * HD);
     m->ops->matmul(&ly->dense, O, HD, T, Y, c->hidden_size);
     size_t n = (size_t)T * c->hidden_size;
     for (size_t i = 0; i < n; i++) X[i] += Y[i];
@@ -220,17 +235,26 @@ static void softmax_attention(rl_engine *eng, const rl_layer *ly, const rl_span 
 
 /* ---- MLPs ---------------------------------------------------------------- */
 
+/* tap1/tap2 (tape, or NULL): the gate and up projections before the SwiGLU,
+ * row i stored at row tap_rows[i] (or i when tap_rows is NULL). */
 static void swiglu_mlp(const rl_model *m, const rl_wmat *g, const rl_wmat *u, const rl_wmat *d,
-                       const float *x, int ldx, int n, float *h1, float *h2, float *y, int ldy) {
+                       const float *x, int ldx, int n, float *h1, float *h2, float *y, int ldy,
+                       float *tap1, float *tap2, const int *tap_rows) {
     int I = g->rows;
     m->ops->matmul(g, x, ldx, n, h1, I);
     m->ops->matmul(u, x, ldx, n, h2, I);
+    if (tap1)
+        for (int r = 0; r < n; r++) {
+            size_t dst = (size_t)(tap_rows ? tap_rows[r] : r) * I;
+            memcpy(tap1 + dst, h1 + (size_t)r * I, sizeof(float) * I);
+            memcpy(tap2 + dst, h2 + (size_t)r * I, sizeof(float) * I);
+        }
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < n; r++) m->ops->swiglu(h1 + (size_t)r * I, h2 + (size_t)r * I, I, h1 + (size_t)r * I);
     m->ops->matmul(d, h1, I, n, y, ldy);
 }
 
-static void moe_mlp(rl_engine *eng, const rl_layer *ly, int T) {
+static void moe_mlp(rl_engine *eng, const rl_layer *ly, int T, const rl_tape_layer *tl) {
     rl_model *m = eng->m;
     rl_workspace *ws = eng->ws;
     const rl_config *c = &m->cfg;
@@ -244,6 +268,9 @@ static void moe_mlp(rl_engine *eng, const rl_layer *ly, int T) {
     for (int t = 0; t < T; t++)
         rl_route(c, R + (size_t)t * E, ly->expert_bias, rscr + (size_t)omp_get_thread_num() * 2 * E,
                  sel + (size_t)t * K, WT + (size_t)t * K);
+    TAPE(router, R, (size_t)T * E);
+    TAPE(sel, sel, (size_t)T * K);
+    TAPE(wt, WT, (size_t)T * K);
     /* each expert runs once over all the tokens routed to it */
     for (int e = 0; e < E; e++) {
         int n = 0;
@@ -254,13 +281,14 @@ static void moe_mlp(rl_engine *eng, const rl_layer *ly, int T) {
         for (int i = 0; i < n; i++)
             memcpy(XE + (size_t)i * hid, A + (size_t)(elist[i] / K) * hid, sizeof(float) * hid);
         swiglu_mlp(m, &ly->e_gate[e], &ly->e_up[e], &ly->e_down[e], XE, hid, n, ws->buf[B_M1],
-                   ws->buf[B_M2], YE, hid);
+                   ws->buf[B_M2], YE, hid, tl ? tl->h1 : NULL, tl ? tl->h2 : NULL, elist);
         for (int i = 0; i < n; i++)
             memcpy(YK + (size_t)elist[i] * hid, YE + (size_t)i * hid, sizeof(float) * hid);
     }
     if (ly->has_shared)
         swiglu_mlp(m, &ly->s_gate, &ly->s_up, &ly->s_down, A, hid, T, ws->buf[B_M1], ws->buf[B_M2],
-                   YS, hid);
+                   YS, hid, tl ? tl->sh1 : NULL, tl ? tl->sh2 : NULL, NULL);
+    TAPE(yk, YK, (size_t)T * K * hid);
     /* combine in selection order, then the shared expert, then the residual */
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
@@ -317,11 +345,18 @@ static int prepare(rl_engine *eng, const rl_span *spans, int n_spans, int *T_out
     return RL_OK;
 }
 
-int rl_step(rl_engine *eng, const rl_span *spans, int n_spans, rl_err *e) {
+static int step(rl_engine *eng, const rl_span *spans, int n_spans, rl_tape *tape, rl_err *e) {
     rl_model *m = eng->m;
     const rl_config *c = &m->cfg;
     rl_workspace *ws = eng->ws;
     int T = 0, maxkeys = 1, total_pages = 0;
+    if (tape) {
+        int nt = 0;
+        for (int s = 0; s < n_spans; s++) nt += spans[s].n > 0 ? spans[s].n : 0;
+        if (nt > tape->cap_T)
+            return rl_errf(e, RL_E_ARG, "rl_step_train: %d tokens but the tape holds %d", nt,
+                           tape->cap_T);
+    }
     int rc = prepare(eng, spans, n_spans, &T, &maxkeys, &total_pages, e);
     if (rc) return rc;
     int hid = c->hidden_size, H = c->num_attention_heads, Hkv = c->num_key_value_heads;
@@ -389,24 +424,31 @@ int rl_step(rl_engine *eng, const rl_span *spans, int n_spans, rl_err *e) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < T; i++) m->ops->embed(&m->embed, ws->tok_id[i], X + (size_t)i * hid);
     rope_tables(m, ws->tok_pos, T, cs);
+    if (tape && tape->cs) memcpy(tape->cs, cs, sizeof(float) * (size_t)T * c->rotary_dim);
     for (int l = 0; l < c->num_hidden_layers; l++) {
         const rl_layer *ly = &m->layers[l];
+        const rl_tape_layer *tl = tape ? &tape->layers[l] : NULL;
+        TAPE(x_in, X, (size_t)T * hid);
         m->ops->rmsnorm(X, T, hid, ly->in_norm, c->rms_norm_eps, A);
+        TAPE(a_in, A, (size_t)T * hid);
         if (ly->softmax)
-            softmax_attention(eng, ly, spans, n_spans, T, cs, pgk, pgv);
+            softmax_attention(eng, ly, spans, n_spans, T, cs, pgk, pgv, tl);
         else
-            linear_attention(eng, ly, spans, n_spans, T, cs);
+            linear_attention(eng, ly, spans, n_spans, T, cs, tl);
+        TAPE(x_mid, X, (size_t)T * hid);
         m->ops->rmsnorm(X, T, hid, ly->post_norm, c->rms_norm_eps, A);
+        TAPE(a_mlp, A, (size_t)T * hid);
         if (ly->moe) {
-            moe_mlp(eng, ly, T);
+            moe_mlp(eng, ly, T, tl);
         } else {
             float *Y = ws->buf[B_Y];
             swiglu_mlp(m, &ly->gate, &ly->up, &ly->down, A, hid, T, ws->buf[B_M1], ws->buf[B_M2],
-                       Y, hid);
+                       Y, hid, tl ? tl->h1 : NULL, tl ? tl->h2 : NULL, NULL);
             size_t n = (size_t)T * hid;
             for (size_t i = 0; i < n; i++) X[i] += Y[i];
         }
     }
+    if (tape && tape->x_final) memcpy(tape->x_final, X, sizeof(float) * (size_t)T * hid);
     /* final norm and LM head, only for the rows that want logits */
     float *L = ws->buf[B_LOG];
     int r = 0;
@@ -443,4 +485,12 @@ int rl_step(rl_engine *eng, const rl_span *spans, int n_spans, rl_err *e) {
     }
     for (int s = 0; s < n_spans; s++) spans[s].slot->pos += spans[s].n;
     return RL_OK;
+}
+
+int rl_step(rl_engine *eng, const rl_span *spans, int n_spans, rl_err *e) {
+    return step(eng, spans, n_spans, NULL, e);
+}
+
+int rl_step_train(rl_engine *eng, const rl_span *spans, int n_spans, rl_tape *tape, rl_err *e) {
+    return step(eng, spans, n_spans, tape, e);
 }

@@ -39,4 +39,34 @@ void rl_engine_free(rl_engine *eng);
  * has changed. */
 int rl_step(rl_engine *eng, const rl_span *spans, int n_spans, rl_err *e);
 
+/* Activation tape of the trainer (src/train/tape.c allocates it): copies of
+ * the values the backward needs, recorded by rl_step_train while it runs the
+ * very same forward as rl_step (same ops, same order: outputs are bitwise
+ * those of rl_step). Rows are the step's tokens, spans in order. A NULL
+ * buffer is not recorded. Shapes per layer (W = qkv width, I = MLP width):
+ *   x_in, a_in, x_mid, a_mlp [T][hidden]: residual in, input-norm output,
+ *     residual after attention, post-attention-norm output;
+ *   qkv_raw [T][W] projection output, qkv [T][W] after SiLU/QK-norm/RoPE;
+ *   gate [T][H*D] g_proj output (Lightning); att [T][H*D] attention output
+ *     (before the group norm in Lightning); u [T][H*D] Lightning dense input;
+ *   dense MLP: h1, h2 [T][I] gate/up projections before the SwiGLU;
+ *   MoE: router [T][E] logits, sel/wt [T][K] routing, h1/h2 [T*K][I] per
+ *     (token, choice) row t*K + r, yk [T*K][hidden] expert outputs,
+ *     sh1/sh2 [T][I_shared] shared expert. */
+typedef struct rl_tape_layer {
+    float *x_in, *a_in, *qkv_raw, *qkv, *gate, *att, *u, *x_mid, *a_mlp;
+    float *h1, *h2, *sh1, *sh2, *router, *wt, *yk;
+    int *sel;
+} rl_tape_layer;
+
+typedef struct rl_tape {
+    int cap_T;             /* rows every buffer holds */
+    float *cs;             /* [T][rotary_dim] cos/sin per token (RoPE) */
+    rl_tape_layer *layers; /* [num_hidden_layers] */
+    float *x_final;        /* [T][hidden] residual before the final norm */
+} rl_tape;
+
+/* rl_step, recording the tape (tape->cap_T >= the step's tokens). */
+int rl_step_train(rl_engine *eng, const rl_span *spans, int n_spans, rl_tape *tape, rl_err *e);
+
 #endif

@@ -466,6 +466,35 @@ class Model:
         return h @ head.T
 
 
+def grads(ckpt_dir, ids, decay_convention=None):
+    """Autograd gradients (float64) of the mean next-token cross-entropy
+    loss = mean_{i < n-1} -log softmax(logits[i])[ids[i+1]]
+    w.r.t. every parameter tensor of the checkpoint (as stored, dequantized).  expert_bias only steers
+    the selection (SPEC §3.7 step 3), and the selection is a discrete choice: it has no gradient and is
+    left out.  Tensors the sequence never reaches (unselected experts) get zeros.
+    Returns (loss, {name: float64 gradient}, smallest routing selection margin)."""
+    m = Model(ckpt_dir, decay_convention)
+    params = {}
+    for k, v in m.W.items():
+        if k.endswith("expert_bias") or k.endswith("inv_freq"):
+            continue
+        v = v.detach().clone().requires_grad_(True)
+        m.W[k] = v
+        params[k] = v
+    ids = list(ids)
+    if len(ids) < 2:
+        raise ValueError("the loss needs at least 2 tokens")
+    lg = m.forward(ids)
+    tgt = torch.as_tensor(ids[1:], dtype=torch.long)
+    lp = torch.log_softmax(lg[:-1], dim=-1)
+    loss = -lp[torch.arange(len(ids) - 1), tgt].mean()
+    loss.backward()
+    out = {}
+    for k, v in params.items():
+        out[k] = v.grad.detach() if v.grad is not None else torch.zeros_like(v.detach())
+    return float(loss), out, ROUTING_STATS["min_margin"]
+
+
 def logits(ckpt_dir, ids, decay_convention=None):
     """float64 tensor [len(ids), vocab_size]."""
     return Model(ckpt_dir, decay_convention).forward(ids)
