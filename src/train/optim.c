@@ -63,15 +63,28 @@ double rl_grad_norm(const rl_opt_param *p, int n) {
     return sqrt(s);
 }
 
+/* The master rounded to the stored dtype and widened back. */
+static float rounded(rl_dtype dt, float x) {
+    switch (dt) {
+    case RL_BF16: return rl_bf16_to_f32(rl_f32_to_bf16(x));
+    case RL_F16: return rl_f16_to_f32(rl_f32_to_f16(x));
+    default: return x;
+    }
+}
+
 static void store(const rl_opt_param *p, int64_t k0, int64_t k1) {
+    if (p->dst_f32)
+        for (int64_t k = k0; k < k1; k++) p->dst_f32[k] = rounded(p->dtype, p->master[k]);
     if (!p->dst) return;
+    char *d = p->dst; /* tensors inside a safetensors mmap need not be aligned */
     switch (p->dtype) {
-    case RL_F32: memcpy((float *)p->dst + k0, p->master + k0, (size_t)(k1 - k0) * sizeof(float)); break;
+    case RL_F32: memcpy(d + 4 * k0, p->master + k0, (size_t)(k1 - k0) * sizeof(float)); break;
     case RL_BF16:
-        for (int64_t k = k0; k < k1; k++) ((uint16_t *)p->dst)[k] = rl_f32_to_bf16(p->master[k]);
-        break;
     case RL_F16:
-        for (int64_t k = k0; k < k1; k++) ((uint16_t *)p->dst)[k] = rl_f32_to_f16(p->master[k]);
+        for (int64_t k = k0; k < k1; k++) {
+            uint16_t h = p->dtype == RL_BF16 ? rl_f32_to_bf16(p->master[k]) : rl_f32_to_f16(p->master[k]);
+            memcpy(d + 2 * k, &h, 2);
+        }
         break;
     default: break;
     }

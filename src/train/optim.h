@@ -30,6 +30,10 @@ typedef struct rl_opt_param {
     bool decay;         /* weight decay applies (rl_param_decays) */
     rl_dtype dtype;     /* F32, BF16 or F16: the stored dtype of dst */
     void *dst;          /* updated weights are written here in dtype, or NULL */
+    /* An fp32 copy the model reads (norm weights): written as the stored
+     * dtype's value widened back (f32(dtype(master))), so the model trained
+     * is the model a reload of the saved checkpoint gives. Or NULL. */
+    float *dst_f32;
 } rl_opt_param;
 
 /* The decay rule: matrices (embeddings and LM head included) decay;
@@ -81,7 +85,7 @@ double rl_grad_norm(const rl_opt_param *p, int n);
  *   p -= lr * wd * p                             (decay params)
  *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
  *   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
- * then writes p to dst in its dtype. Returns the norm before clipping. The
+ * then writes p to dst in its dtype (and dst_f32). Returns the norm before clipping. The
  * gradients are left scaled by the clip factor. */
 double rl_adamw_step(rl_adamw *o, float lr);
 
