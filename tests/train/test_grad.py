@@ -106,6 +106,14 @@ def main():
                 detail += ", route_margin %.1e" % margin
                 if margin < 1e-6:
                     detail += " (NEAR-TIE)"
+            if ci == 1:
+                # the backward splits outputs, never reductions, across threads: bitwise equal
+                out1 = os.path.join(root, name + ".t1.grad.safetensors")
+                run([exe, "grad", "-m", d, "--ids", ",".join(map(str, ids)), "--out", out1, "-t", "1"])
+                with open(out, "rb") as f1, open(out1, "rb") as f2:
+                    if f1.read() != f2.read():
+                        problems.append("gradients with -t 1 differ from the default thread count")
+                detail += ", -t 1 bitwise equal" if not problems else ""
             ok = not problems
         except Exception as ex:  # noqa: BLE001
             ok, detail = False, "exception: %s" % ex
