@@ -9,9 +9,9 @@
  *                           position (seed, epoch, index), the run's config
  *
  * Every file is written to a temporary name and renamed, the state files
- * last: a checkpoint interrupted mid-save leaves the previous state files
- * valid only with the previous model, so the state records the step and
- * resume checks it against the model file's metadata. */
+ * last. A crash between two renames can leave a new model.safetensors with
+ * the previous state files; model.safetensors records its step in its
+ * metadata ("ringlm_train_step") but resume does not check it yet. */
 #ifndef RL_TRAIN_CHECKPOINT_H
 #define RL_TRAIN_CHECKPOINT_H
 
