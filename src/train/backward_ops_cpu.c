@@ -1,13 +1,18 @@
-/* Fast CPU matmul backward: threads split output rows (dx by blocks of input
- * rows, dw by weight rows), so each element has one fixed accumulation order
- * whatever the thread count; inner loops are contiguous fp32 FMAs that the
- * compiler vectorizes. Weight rows are dequantized once per block of 8 rows. */
+/* Fast CPU matmul backward: the AVX-512 register-tiled kernel
+ * (backward_matmul_avx512.c) where the CPU has it, else blocked loops that the
+ * compiler vectorizes. Threads split output rows (dx by blocks of input rows,
+ * dw by weight rows), so each element has one fixed accumulation order
+ * whatever the thread count. */
+#include <string.h>
 
 #include "train/backward_ops.h"
 
 enum { RB = 8 };
 
-void rl_bwd_matmul(const rl_wmat *W, const float *x, int ldx, int n, const float *dy, int lddy,
+void rl_bwd_matmul_avx512(const rl_wmat *W, const float *x, int ldx, int n, const float *dy,
+                          int lddy, float *dx, int lddx, float *dw);
+
+static void bwd_matmul_generic(const rl_wmat *W, const float *x, int ldx, int n, const float *dy, int lddy,
                    float *dx, int lddx, float *dw) {
     int O = W->rows, C = W->cols;
     if (n <= 0 || O <= 0 || C <= 0) return;
@@ -53,4 +58,13 @@ void rl_bwd_matmul(const rl_wmat *W, const float *x, int ldx, int n, const float
             }
         }
     }
+}
+
+void rl_bwd_matmul(const rl_wmat *W, const float *x, int ldx, int n, const float *dy, int lddy,
+                   float *dx, int lddx, float *dw) {
+    int avx512 = strcmp(rl_ops_cpu_isa(), "avx512") == 0;
+    if (avx512 && (W->dtype == RL_F32 || W->dtype == RL_BF16 || W->dtype == RL_F16))
+        rl_bwd_matmul_avx512(W, x, ldx, n, dy, lddy, dx, lddx, dw);
+    else
+        bwd_matmul_generic(W, x, ldx, n, dy, lddy, dx, lddx, dw);
 }
