@@ -226,6 +226,7 @@ static void admit(rl_sched *S, sslot *sl, rl_req *r) {
 /* The n largest logits among ids < n_valid (ties: lower id first). */
 static int top_ids(const float *l, int n_valid, int n, int32_t *ids) {
     int k = 0;
+    if (n <= 0) return 0;
     for (int i = 0; i < n_valid; i++) {
         if (k == n && !(l[i] > l[ids[k - 1]])) continue;
         int j = k < n ? k++ : k - 1;
