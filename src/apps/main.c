@@ -29,7 +29,7 @@ static const struct {
 static void usage(FILE *f) {
     fprintf(f, "usage: ringlm <command> [options]   (ringlm <command> --help for each)\n\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].what);
+        fprintf(f, "  %-16s %s\n", cmds[i].name, cmds[i].what);
 }
 
 int main(int argc, char **argv) {

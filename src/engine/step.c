@@ -139,7 +139,9 @@ static void linear_attention(rl_engine *eng, const rl_layer *ly, const rl_span *
                 memcpy(kst + (size_t)(i0 + r) * HD, qkv + HD, sizeof(float) * HD);
                 memcpy(vst + (size_t)(i0 + r) * HD, qkv + 2 * HD, sizeof(float) * HD);
             }
-#pragma omp parallel for schedule(static) collapse(2)
+            /* round-robin: the intra-chunk term grows with r, a contiguous
+             * split would give one thread all the long rows */
+#pragma omp parallel for schedule(static, 1) collapse(2)
             for (int r = 0; r < len; r++)
                 for (int h = 0; h < H; h++) {
                     int t = t0 + j + r;
@@ -217,7 +219,7 @@ static void softmax_attention(rl_engine *eng, const rl_layer *ly, const rl_span 
     }
     float scale = 1.0f / sqrtf((float)D);
     size_t scr_stride = (size_t)eng->ws->cap[B_SCR] / (size_t)omp_get_max_threads();
-#pragma omp parallel for schedule(static) collapse(2)
+#pragma omp parallel for schedule(static, 1) collapse(2)
     for (int t = 0; t < T; t++)
         for (int g = 0; g < Hkv; g++) {
             int s = ws->tok_span[t], po = 0;
