@@ -1,21 +1,20 @@
 #!/usr/bin/env bash
 # The main job on the embedded default model: generate text from a prompt.
-# Until the trained default model lands (models/tiny/, the training issue),
-# the default model is a small random checkpoint made by
-# `ringlm mkmodel --preset tiny --byte-tokenizer`: a real Ring-linear layout
-# with a byte-level tokenizer and a Ring-format chat template, so every part
-# of the pipeline runs, but its random weights produce random bytes, not
-# language.
+# The default model is models/tiny: a small Ring-linear model (Lightning +
+# GQA layers, MoE) trained by ringlm itself on public-domain English text
+# (models/tiny/recipe.sh). Without it (a checkout that lacks the weights), a
+# random checkpoint of the same family stands in, whose text is noise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RINGLM=${RINGLM:-build/ringlm}
-MODEL=${MODEL:-models/random-tiny}
-if [ ! -f "$MODEL/tokenizer.json" ]; then
-  "$RINGLM" mkmodel --preset tiny --byte-tokenizer --seed 1 -o "$MODEL"
+MODEL=${MODEL:-models/tiny}
+if [ ! -f "$MODEL/model.safetensors" ]; then
+  MODEL=models/random-tiny
+  [ -f "$MODEL/tokenizer.json" ] || "$RINGLM" mkmodel --preset tiny --byte-tokenizer --seed 1 -o "$MODEL"
+  echo "(models/tiny is missing: using random weights, the text will be noise)"
 fi
 "$RINGLM" info -m "$MODEL"
 echo
-"$RINGLM" generate -m "$MODEL" -p "The hybrid model says:" -n 48 --seed 42 --ignore-eos
+"$RINGLM" generate -m "$MODEL" -p "And it came to pass" -n 64 --seed 42 --ignore-eos
 echo
-echo "(random weights: the text is noise until the trained default model lands; try"
-echo " '$RINGLM chat -m $MODEL' for the interactive chat)"
+echo "(try '$RINGLM chat -m $MODEL' for the interactive chat)"

@@ -15,6 +15,8 @@ import time
 RINGLM = os.environ.get("RINGLM", "build/ringlm")
 TMP = os.environ.get("RL_TEST_TMP", "/tmp/rl_test_train")
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+# the CI run: 50 steps, stopped and resumed half-way
+STEPS = 50
 RESULTS = []
 
 
@@ -56,18 +58,18 @@ def main():
     check("tokenizer-train", r.returncode == 0, r.stderr)
     r = run(["prepare-data", "--tokenizer", tok, "--input", corpus, "--doc-sep", "%", "-o", data])
     check("prepare-data", r.returncode == 0, r.stderr)
-    common = ["--data", data, "--steps", "16", "--seq-len", "32", "--batch-tokens", "64", "--lr", "5e-3",
-              "--warmup", "2", "--eval-every", "8", "--eval-windows", "2", "--seed", "3", "-t", "2"]
+    common = ["--data", data, "--steps", str(STEPS), "--seq-len", "32", "--batch-tokens", "64", "--lr", "5e-3",
+              "--warmup", "2", "--eval-every", str(STEPS // 2), "--eval-windows", "2", "--seed", "3", "-t", "2"]
     a = os.path.join(TMP, "a")
     ra = run(["train", "--preset", "test", "--tokenizer", tok, "-o", a] + common)
     check("train runs", ra.returncode == 0, ra.stdout + ra.stderr)
     sa = steps(ra.stdout)
-    check("a progress line per step", sorted(sa) == list(range(1, 17)), ra.stdout)
-    if len(sa) == 16:
+    check("a progress line per step", sorted(sa) == list(range(1, STEPS + 1)), ra.stdout)
+    if len(sa) == STEPS:
         first = sum(float(sa[i][0]) for i in (1, 2, 3)) / 3
-        last = sum(float(sa[i][0]) for i in (14, 15, 16)) / 3
+        last = sum(float(sa[i][0]) for i in (STEPS - 2, STEPS - 1, STEPS)) / 3
         check("the loss goes down (%.3f -> %.3f)" % (first, last), last < first - 0.1)
-    check("validation loss reported", len(re.findall(r"^eval step (8|16) \| val loss", ra.stdout, re.M)) == 2,
+    check("validation loss reported", len(re.findall(r"^eval step (%d|%d) \| val loss" % (STEPS // 2, STEPS), ra.stdout, re.M)) == 2,
           ra.stdout)
     check("load balance reported", "load max/mean" in ra.stdout)
     for f in ["config.json", "model.safetensors", "tokenizer.json", "optimizer.safetensors", "trainer_state.json",
@@ -76,18 +78,18 @@ def main():
     g = run(["generate", "-m", a, "-p", "The model", "-n", "8", "--temp", "0"])
     check("generate loads the checkpoint", g.returncode == 0, g.stderr)
 
-    # stop at 8 and resume: bitwise the same as never stopped
+    # stop half-way and resume: bitwise the same as never stopped
     b = os.path.join(TMP, "b")
-    rb = run(["train", "--preset", "test", "--tokenizer", tok, "-o", b, "--stop-at", "8"] + common)
-    check("--stop-at stops and saves", rb.returncode == 0 and "stopped at step 8" in rb.stdout, rb.stdout + rb.stderr)
+    rb = run(["train", "--preset", "test", "--tokenizer", tok, "-o", b, "--stop-at", str(STEPS // 2)] + common)
+    check("--stop-at stops and saves", rb.returncode == 0 and "stopped at step %d" % (STEPS // 2) in rb.stdout, rb.stdout + rb.stderr)
     st = json.load(open(os.path.join(b, "trainer_state.json")))
-    check("state records step 8", st.get("step") == 8, st)
+    check("state records the stop step", st.get("step") == STEPS // 2, st)
     rc = run(["train", "--resume", "--data", data, "-o", b])
     check("--resume runs", rc.returncode == 0, rc.stdout + rc.stderr)
     sb = steps(rb.stdout)
     sb.update(steps(rc.stdout))
     check("resumed steps print the same loss, lr and grad norm", sb == sa,
-          [(k, sa.get(k), sb.get(k)) for k in range(1, 17) if sa.get(k) != sb.get(k)][:3])
+          [(k, sa.get(k), sb.get(k)) for k in range(1, STEPS + 1) if sa.get(k) != sb.get(k)][:3])
     check("model.safetensors bitwise equal", same_file(os.path.join(a, "model.safetensors"),
                                                        os.path.join(b, "model.safetensors")))
     check("optimizer.safetensors bitwise equal", same_file(os.path.join(a, "optimizer.safetensors"),
@@ -95,8 +97,8 @@ def main():
 
     # the same run from a config file
     cfgf = os.path.join(TMP, "train.json")
-    json.dump({"preset": "test", "tokenizer": tok, "data": data, "steps": 16, "seq_len": 32, "batch_tokens": 64,
-               "lr": 5e-3, "warmup": 2, "eval_every": 8, "eval_windows": 2, "seed": 3, "threads": 2},
+    json.dump({"preset": "test", "tokenizer": tok, "data": data, "steps": STEPS, "seq_len": 32, "batch_tokens": 64,
+               "lr": 5e-3, "warmup": 2, "eval_every": STEPS // 2, "eval_windows": 2, "seed": 3, "threads": 2},
               open(cfgf, "w"))
     c = os.path.join(TMP, "c")
     rj = run(["train", "--config-file", cfgf, "-o", c])
