@@ -24,6 +24,8 @@ fuzz:
 
 deps:
 	scripts/install-deps.sh
+	@# the tokenizer oracle of the tests (Hugging Face tokenizers' Node binding, pinned)
+	@[ -d tests/oracle/node_modules/@anush008 ] || (cd tests/oracle && npm ci --no-audit --no-fund)
 
 # The main job on a fresh machine: dependencies, build, default model, generate.
 demo: deps all
