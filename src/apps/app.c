@@ -179,3 +179,28 @@ int app_sampler_opt(rl_sampler_params *sp, int argc, char **argv, int *i) {
     (*i)++;
     return 1;
 }
+
+int app_ids_out_args(const char *cmd, const char *help, int argc, char **argv,
+                     app_model_opts *mo, int min_ids, int **ids, int *n, const char **out) {
+    const char *ids_s = NULL;
+    *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = app_model_opt(mo, argc, argv, &i);
+        if (r < 0) return -1;
+        if (r) continue;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("%s%s", help, app_model_opts_help);
+            return 1;
+        } else if (!strcmp(a, "--ids") && v) { ids_s = v; i++; }
+        else if (!strcmp(a, "--out") && v) { *out = v; i++; }
+        else return app_fail("%s: unknown or incomplete option '%s' (see ringlm %s --help)", cmd, a, cmd), -1;
+    }
+    if (!ids_s || !*out) return app_fail("%s needs --ids and --out (see ringlm %s --help)", cmd, cmd), -1;
+    if (!(*ids = app_parse_ids(ids_s, n, "--ids"))) return -1;
+    if (*n < min_ids) {
+        free(*ids);
+        return app_fail("%s needs at least %d ids", cmd, min_ids), -1;
+    }
+    return 0;
+}

@@ -60,6 +60,12 @@ int app_load(const app_model_opts *o, rl_model *m);
 int app_sampler_opt(rl_sampler_params *sp, int argc, char **argv, int *i);
 extern const char *const app_sampler_opts_help;
 
+/* Parses the options of the commands that take a model, --ids and --out
+ * (grad, score): returns 0 with ids (malloc'd, at least min_ids of them) and
+ * out set, 1 after printing --help, -1 after printing an error. */
+int app_ids_out_args(const char *cmd, const char *help, int argc, char **argv,
+                     app_model_opts *mo, int min_ids, int **ids, int *n, const char **out);
+
 double app_now(void);
 
 #endif

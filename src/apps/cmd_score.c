@@ -15,24 +15,10 @@ static const char *const help =
 
 int cmd_score(int argc, char **argv) {
     app_model_opts mo = {.decay_conv = -1};
-    const char *ids_s = NULL, *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = app_model_opt(&mo, argc, argv, &i);
-        if (r < 0) return 1;
-        if (r) continue;
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("%s%s", help, app_model_opts_help);
-            return 0;
-        } else if (!strcmp(a, "--ids") && v) { ids_s = v; i++; }
-        else if (!strcmp(a, "--out") && v) { out = v; i++; }
-        else return app_fail("score: unknown or incomplete option '%s' (see ringlm score --help)", a);
-    }
-    if (!ids_s || !out) return app_fail("score needs --ids and --out (see ringlm score --help)");
-    int n = 0, rc = 1;
-    int *ids = app_parse_ids(ids_s, &n, "--ids");
-    if (!ids) return 1;
-    if (n < 2) { free(ids); return app_fail("score needs at least 2 ids"); }
+    const char *out;
+    int n = 0, rc = 1, *ids = NULL;
+    int pr = app_ids_out_args("score", help, argc, argv, &mo, 2, &ids, &n, &out);
+    if (pr) return pr < 0;
     rl_model m;
     if (app_load(&mo, &m)) { free(ids); return 1; }
     rl_engine eng;
