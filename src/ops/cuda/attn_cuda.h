@@ -1,0 +1,84 @@
+/* Attention kernels of the CUDA backend: Lightning (linear) attention and
+ * paged GQA softmax attention, over the tokens of one step.
+ *
+ * This header is the contract between the attention kernels
+ * (lightning_cuda.cu, gqa_cuda.cu) and the device forward (step_cuda.c).
+ * Plain C: callable from .c files compiled by the host compiler.
+ *
+ * Conventions, shared with the CPU engine (src/engine/step.c, SPEC §3.5-3.6):
+ * - every pointer is a device pointer unless its name ends in _h;
+ * - activations are fp32; a step's rows are its tokens, spans back to back;
+ * - the fused projection row holds q at column 0, then k, then v (Lightning:
+ *   H*D each; GQA: q H*D, k Hkv*D, v Hkv*D), already through SiLU (Lightning
+ *   only), QK-norm and partial RoPE;
+ * - Lightning chunks are aligned to absolute positions (multiples of
+ *   RL_CHUNK = 64, src/ops/ops.h): a sequence's state S is the state at the
+ *   start of the chunk holding its next position, and the keys/values of the
+ *   tokens of that partial chunk wait in a stash. A chunk's state is folded
+ *   exactly once, when its last token arrives, whatever the step split:
+ *     o_i = scale * ( sum_{j<=i in chunk} pw[i-j] (q_i . k_j) v_j + pw[i+1] (q_i S) )
+ *     S  <- pw[64] S + sum_{j<64} pw[63-j] k_j^T v_j
+ *   with pw[n] = exp(g_h * n) of the head (decay_pw, [H][RL_CHUNK + 1]);
+ * - KV pages: a pool of pages of RL_KV_PAGE = 64 positions; a page holds, for
+ *   each softmax layer l, a key block [Hkv][D][64] (transposed) and then a
+ *   value block [Hkv][64][D]: key (pos j, head h, d) of layer l is at
+ *     pool + page * page_floats + l * 2 * 64 * Hkv * D + (h * D + d) * 64 + j % 64
+ *   and the value block follows its key block (+ 64 * Hkv * D). Same layout as
+ *   the CPU pool (src/state/kv_pages.h), so pages copy between them as bytes.
+ *
+ * Determinism: an output element's arithmetic depends only on its own
+ * sequence's data and position, never on the other spans of the step, the
+ * step split, or the launch shape (fixed tile order, no data-dependent
+ * split-K). In `deterministic` mode this holds bitwise; the default mode may
+ * use a split over keys for long decode contexts and says so here. */
+#ifndef RL_OPS_CUDA_ATTN_CUDA_H
+#define RL_OPS_CUDA_ATTN_CUDA_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One span of a step, as the attention kernels see it. */
+typedef struct rl_cu_span {
+    int row0;  /* first row of the span in the step's activations */
+    int n;     /* tokens, >= 1 */
+    int pos0;  /* absolute position of the first token */
+    int seq;   /* index into the per-sequence arrays below */
+} rl_cu_span;
+
+/* Per-sequence Lightning state of one layer (device pointers). */
+typedef struct rl_cu_lin_state {
+    float *S;   /* [H][D][D] fp32, row = key channel, column = value channel */
+    float *kst; /* [RL_CHUNK][H*D] keys of the partial chunk */
+    float *vst; /* [RL_CHUNK][H*D] values of the partial chunk */
+} rl_cu_lin_state;
+
+/* Lightning attention of one layer over the step: reads q/k/v from qkv (row
+ * stride ldqkv floats), writes o [rows][H*D] (stride ldo), and advances each
+ * sequence's state and stash. spans and states are device arrays of n_spans
+ * and (indexed by span.seq) entries; max_n is the largest span.n. Returns 0,
+ * or a CUDA error code (launch errors are checked). */
+int rl_cu_lightning(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span *spans,
+                    int n_spans, int max_n, const rl_cu_lin_state *states, int H, int D,
+                    const float *decay_pw, float scale, int deterministic, void *stream);
+
+/* Writes the k and v of the step's tokens of softmax layer `layer` into the
+ * pages. page_table[seq] is a device pointer to the sequence's page ids
+ * (page_tables is a device array of such pointers). */
+int rl_cu_kv_append(const float *qkv, int ldqkv, const rl_cu_span *spans, int n_spans,
+                    int max_n, const int *const *page_tables, float *pool, size_t page_floats,
+                    int layer, int H, int Hkv, int D, void *stream);
+
+/* Causal GQA attention of softmax layer `layer` over the pages (after
+ * rl_cu_kv_append of the same step): query row t at position p sees keys
+ * 0..p of its sequence. o [rows][H*D], stride ldo. */
+int rl_cu_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span *spans,
+              int n_spans, int max_n, const int *const *page_tables, const float *pool,
+              size_t page_floats, int layer, int H, int Hkv, int D, float scale,
+              int deterministic, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
