@@ -5,27 +5,13 @@
 #include <string.h>
 
 #include "apps/app.h"
+#include "model/generation_config.h"
 
 static void add_stop(app_text *t, json_int_t id) {
     if (id < 0 || id > INT32_MAX || t->n_stop == 32) return;
     for (int i = 0; i < t->n_stop; i++)
         if (t->stop[i] == (int32_t)id) return;
     t->stop[t->n_stop++] = (int32_t)id;
-}
-
-/* generation_config.json's eos_token_id (an int or a list), when present:
- * the Ring-2.0 family lists both <|endoftext|> and <|role_end|> there. */
-static void stops_from_generation_config(const char *dir, app_text *t) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/generation_config.json", dir);
-    json_t *g = json_load_file(path, 0, NULL);
-    if (!g) return;
-    json_t *v = json_object_get(g, "eos_token_id");
-    if (json_is_integer(v)) add_stop(t, json_integer_value(v));
-    size_t i;
-    json_t *x;
-    if (json_is_array(v)) json_array_foreach(v, i, x) if (json_is_integer(x)) add_stop(t, json_integer_value(x));
-    json_decref(g);
 }
 
 int app_text_load(const char *dir, const rl_config *cfg, bool want_template, app_text *t) {
@@ -38,7 +24,7 @@ int app_text_load(const char *dir, const rl_config *cfg, bool want_template, app
         fprintf(stderr, "warning: %s defines ids up to %d but the model has %d logits\n", path,
                 rl_tok_vocab_size(t->tok) - 1, cfg->vocab_size);
     for (int i = 0; i < cfg->n_eos; i++) add_stop(t, cfg->eos_token_ids[i]);
-    stops_from_generation_config(dir, t);
+    rl_generation_config_eos(dir, t->stop, &t->n_stop, 32);
     if (want_template) {
         if (rl_chat_template_load_dir(dir, &t->tpl, &e)) {
             app_text_free(t);
