@@ -70,7 +70,7 @@ def moe_variant(bias_in_weights=False, literal_norm=False, no_scale=False, no_sh
         for t in range(n):
             chosen, _ = R.route(sigma[t], bias, cfg.n_group, cfg.topk_group, cfg.num_experts_per_tok)
             s = sigma[t, chosen] + (bias[chosen] if bias_in_weights else 0)
-            if (cfg.norm_topk_prob if literal_norm else (cfg.norm_topk_prob or cfg.num_experts_per_tok > 1)):
+            if (cfg.norm_topk_prob if literal_norm else cfg.num_experts_per_tok > 1):
                 s = s / (s.sum() + 1e-20)
             wts[t, chosen] = s * (1.0 if no_scale else cfg.routed_scaling_factor)
         y = torch.zeros_like(x)

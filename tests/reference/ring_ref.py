@@ -13,8 +13,9 @@ Conventions chosen where SPEC is silent (documented here and in the report):
     used by a forward; it is defined for completeness.)
   * Group top-k: groups are ranked by the sum of their min(2, group size) largest biased scores;
     exact ties between groups and between experts go to the lower index (SPEC §0.3).
-  * Routed weights are normalized over the chosen experts (sigma / (sum + 1e-20)) when
-    norm_topk_prob is true or top_k > 1 (SPEC §3.7 step 5), then multiplied by routed_scaling_factor.
+  * Routed weights are normalized over the chosen experts (sigma / (sum + 1e-20)) whenever
+    top_k > 1, whatever norm_topk_prob says (SPEC §3.7 step 5: HF ignores the flag; with top_k == 1
+    the one weight stays sigma), then multiplied by routed_scaling_factor.
   * expert_bias: used if the tensor is present (selection only); absent -> zero bias.
   * linear_silu true: SiLU on the whole qkv vector before the split (SPEC §3.5 step 1).
 
@@ -314,7 +315,7 @@ def moe(cfg, W, pre, x):
         chosen, margin = route(sigma[t], bias, cfg.n_group, cfg.topk_group, top_k)
         ROUTING_STATS["min_margin"] = min(ROUTING_STATS["min_margin"], margin)
         s = sigma[t, chosen]
-        if cfg.norm_topk_prob or top_k > 1:
+        if top_k > 1:
             s = s / (s.sum() + 1e-20)
         wts[t, chosen] = s * cfg.routed_scaling_factor
     y = torch.zeros_like(x)

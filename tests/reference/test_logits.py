@@ -124,6 +124,9 @@ CASES = [
                               vocab_size=300), 70, {}),
     ("top1_nonorm", base(num_experts=8, num_experts_per_tok=1, norm_topk_prob=False, n_group=1,
                          topk_group=1, routed_scaling_factor=1.0, num_shared_experts=0), 65, {}),
+    # norm_topk_prob true but top-1: the flag is ignored, the weight stays sigma (SPEC §3.7.5)
+    ("top1_norm_flag", base(num_experts=8, num_experts_per_tok=1, norm_topk_prob=True, n_group=1,
+                            topk_group=1, num_shared_experts=0), 65, {}),
     ("topk2_nonorm_scaled", base(num_experts=8, num_experts_per_tok=2, norm_topk_prob=False, n_group=2,
                                  topk_group=1), 63, {}),
     ("no_qk_norm", base(use_qk_norm=False, num_hidden_layers=3, layer_group_size=3), 65,
