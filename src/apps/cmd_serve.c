@@ -24,6 +24,10 @@ static const char *const help =
     "  -c, --ctx-size N         positions per sequence (default: the model's)\n"
     "  -b, --batch-tokens N     tokens per step: decode tokens + prefill pieces (default 512)\n"
     "  --queue N                requests waiting for a slot before 429 (default 64)\n"
+    "  --kv-pages N             KV budget of the softmax layers, in pages of 64 positions, shared by\n"
+    "                           running requests and prefix-cache snapshots (default: parallel x ctx);\n"
+    "                           a request waits in the queue until its prompt + max_tokens fit\n"
+    "  --kv-mib N               the same budget in MiB\n"
     "  --cache-mib N            prefix-cache memory (default 1024; 0 = off)\n"
     "  --no-prefix-cache        same as --cache-mib 0\n"
     "  --max-body BYTES         largest request body (default 16777216; larger: 413)\n"
@@ -40,7 +44,7 @@ int cmd_serve(int argc, char **argv) {
     rl_sampler_defaults(&ho.sampling);
     rl_sched_opts so = {.n_slots = 4, .batch_tokens = 512, .queue_cap = 64, .n_ctx = 0, .cache_bytes = (size_t)1024 << 20};
     const char *alias = NULL;
-    int grace = 10, cache_mib = 1024, max_body = (int)ho.max_body;
+    int grace = 10, cache_mib = 1024, max_body = (int)ho.max_body, kv_pages = 0, kv_mib = 0;
     for (int i = 1; i < argc; i++) {
         int r = app_model_opt(&mo, argc, argv, &i);
         if (r == 0) r = app_sampler_opt(&ho.sampling, argc, argv, &i);
@@ -61,6 +65,8 @@ int cmd_serve(int argc, char **argv) {
             ok = app_int(a, v, 1, 1 << 20, &so.batch_tokens);
         else if (!strcmp(a, "--queue")) ok = app_int(a, v, 1, 1 << 20, &so.queue_cap);
         else if (!strcmp(a, "--cache-mib")) ok = app_int(a, v, 0, 1 << 30, &cache_mib);
+        else if (!strcmp(a, "--kv-pages")) ok = app_int(a, v, 1, INT_MAX, &kv_pages), kv_mib = 0;
+        else if (!strcmp(a, "--kv-mib")) ok = app_int(a, v, 1, 1 << 30, &kv_mib), kv_pages = 0;
         else if (!strcmp(a, "--max-body")) ok = app_int(a, v, 1, INT_MAX, &max_body);
         else if (!strcmp(a, "--max-connections")) ok = app_int(a, v, 1, 1 << 20, &ho.max_conns);
         else if (!strcmp(a, "-to") || !strcmp(a, "--timeout")) ok = app_int(a, v, 1, 1 << 24, &ho.timeout_s);
@@ -128,6 +134,19 @@ int cmd_serve(int argc, char **argv) {
         so.n_ctx = eng.max_ctx;
     }
     eng.max_ctx = so.n_ctx;
+    {
+        /* llama-server sizes its KV cache as parallel x ctx; so does the
+         * default here, which is the bound memory had before the budget */
+        size_t page_bytes = eng.pool.page_floats * sizeof(float);
+        long long pages = kv_pages ? kv_pages
+                          : kv_mib && page_bytes ? (long long)(((size_t)kv_mib << 20) / page_bytes)
+                                                 : (long long)so.n_slots * ((so.n_ctx + RL_KV_PAGE - 1) / RL_KV_PAGE);
+        if (kv_mib && page_bytes && pages < 1) {
+            app_fail("--kv-mib %d holds no KV page (%zu bytes each)", kv_mib, page_bytes);
+            goto out;
+        }
+        so.kv_pages = pages > INT_MAX ? INT_MAX : (int)pages;
+    }
     if (rl_sched_start(&eng, tx.tok, tx.stop, tx.n_stop, &so, &mx, &sched, &e)) { app_fail("%s", e.msg); goto out; }
     {
         const char *name = alias;
@@ -143,6 +162,9 @@ int cmd_serve(int argc, char **argv) {
         rl_server_ready(srv, tx.tok, tx.tpl, sched, name, so.n_ctx, m.cfg.vocab_size);
         fprintf(stderr, "ringlm serve: model %s ready (%d slots, context %d, %d tokens per step, prefix cache %d MiB)\n",
                 name, so.n_slots, so.n_ctx, so.batch_tokens, cache_mib);
+        if (eng.pool.n_layers)
+            fprintf(stderr, "ringlm serve: KV budget %d pages of %d positions (%.1f MiB)\n", so.kv_pages, RL_KV_PAGE,
+                    (double)so.kv_pages * (double)(eng.pool.page_floats * sizeof(float)) / 1048576.0);
     }
     rc = 0;
 out:;

@@ -553,6 +553,12 @@ static enum MHD_Result ep_generate(rl_server *S, struct MHD_Connection *c, conn 
                          S->n_ctx - 1);
         goto out;
     }
+    char kvmsg[512];
+    if (rl_sched_kv_check(S->sched, (int)n, ar.gp.max_tokens, kvmsg, sizeof kvmsg)) {
+        ret = send_error(S, c, 400, RL_OUT_BAD_REQUEST,
+                         ar.gp.max_tokens > 0 ? "max_tokens" : kind == RL_API_CHAT ? "messages" : "prompt", "%s", kvmsg);
+        goto out;
+    }
     gen *g = calloc(1, sizeof *g);
     rl_req *r = g ? rl_req_new(ids, (int)n, &ar.gp) : NULL;
     if (!r) {

@@ -99,6 +99,16 @@ char *rl_metrics_render(rl_metrics *m) {
     counter(&b, "ringlm_prefix_cache_evictions_total", "Snapshots evicted (LRU).", m->pc_evictions);
     gauge(&b, "ringlm_prefix_cache_entries", "Snapshots held.", m->pc_entries);
     gauge(&b, "ringlm_prefix_cache_bytes", "Bytes held by snapshots.", (double)m->pc_bytes);
+    gauge(&b, "ringlm_kv_pages_total", "KV page budget (--kv-pages); 0: unbounded.", m->kv_total);
+    gauge(&b, "ringlm_kv_pages_used", "KV pages held by running requests or prefix-cache snapshots.", m->kv_used);
+    gauge(&b, "ringlm_kv_pages_free", "KV pages of the budget nobody holds.", m->kv_free);
+    gauge(&b, "ringlm_kv_pages_promised", "Free KV pages promised to running requests (prompt + max_tokens).",
+          m->kv_promised);
+    gauge(&b, "ringlm_kv_pages_cache_only", "KV pages held only by prefix-cache snapshots (evicted first).",
+          m->kv_cache_only);
+    counter(&b, "ringlm_kv_deferred_requests_total", "Requests that waited in the queue for KV pages.", m->kv_deferred);
+    counter(&b, "ringlm_kv_truncated_requests_total",
+            "Requests finished early (finish_reason length) because no KV page was left.", m->kv_truncated);
     hist(&b, "ringlm_time_to_first_token_seconds", "From arrival to the first sampled token.", &m->ttft);
     hist(&b, "ringlm_inter_token_latency_seconds", "Between consecutive sampled tokens of a request.", &m->itl);
     pthread_mutex_unlock(&m->mu);

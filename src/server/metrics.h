@@ -30,6 +30,10 @@ typedef struct rl_metrics {
     uint64_t pc_hits, pc_misses, pc_evictions;
     int pc_entries;
     size_t pc_bytes;
+    /* KV pages (kvbudget.h): budget, held by sequences or snapshots, free,
+     * promised to running requests, held by snapshots only (evictable) */
+    int kv_total, kv_used, kv_free, kv_promised, kv_cache_only;
+    uint64_t kv_deferred, kv_truncated;
     rl_hist ttft, itl;
 } rl_metrics;
 

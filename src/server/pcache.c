@@ -39,13 +39,49 @@ size_t rl_pcache_snapshot_bytes(const rl_pcache *c, const rl_slot *s) {
            sizeof(int32_t) * (size_t)s->pos;
 }
 
-const rl_pcache_entry *rl_pcache_lookup(rl_pcache *c, const int32_t *toks, int n_max) {
+static int find(const rl_pcache *c, const int32_t *toks, int n_max) {
     int best = -1;
     for (int i = 0; i < c->n; i++) {
-        rl_pcache_entry *x = &c->e[i];
+        const rl_pcache_entry *x = &c->e[i];
         if (x->n > n_max || (best >= 0 && x->n <= c->e[best].n)) continue;
         if (!memcmp(x->toks, toks, sizeof(int32_t) * (size_t)x->n)) best = i;
     }
+    return best;
+}
+
+const rl_pcache_entry *rl_pcache_find(const rl_pcache *c, const int32_t *toks, int n_max) {
+    int i = find(c, toks, n_max);
+    return i < 0 ? NULL : &c->e[i];
+}
+
+int rl_pcache_evict_lru(rl_pcache *c, const int32_t *keep_toks) {
+    int lru = -1;
+    for (int i = 0; i < c->n; i++)
+        if (c->e[i].toks != keep_toks && (lru < 0 || c->e[i].last_use < c->e[lru].last_use)) lru = i;
+    if (lru < 0) return 0;
+    drop(c, lru);
+    c->evictions++;
+    return 1;
+}
+
+int rl_pcache_freeable_pages(const rl_pcache *c, const int32_t *keep_toks) {
+    const rl_kv_pool *pool = &c->eng->pool;
+    if (!c->n || !pool->n_pages) return 0;
+    int *cnt = calloc((size_t)pool->n_pages, sizeof *cnt);
+    if (!cnt) return 0; /* out of memory: claim nothing can be freed */
+    for (int i = 0; i < c->n; i++)
+        if (c->e[i].toks != keep_toks)
+            for (int k = 0; k < c->e[i].snap.n_pages; k++) cnt[c->e[i].snap.pages[k]]++;
+    /* a page goes back to the pool only when every reference to it is a
+     * snapshot we may drop */
+    int n = 0;
+    for (int id = 0; id < pool->n_pages; id++) n += cnt[id] && cnt[id] == pool->refs[id];
+    free(cnt);
+    return n;
+}
+
+const rl_pcache_entry *rl_pcache_lookup(rl_pcache *c, const int32_t *toks, int n_max) {
+    int best = find(c, toks, n_max);
     if (best < 0) {
         c->misses++;
         return NULL;

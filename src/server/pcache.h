@@ -36,6 +36,16 @@ void rl_pcache_free(rl_pcache *c);
 /* The entry with the longest prefix of toks[0..n_max) (n_max counts tokens
  * that may be skipped), or NULL. Counts a hit or a miss. */
 const rl_pcache_entry *rl_pcache_lookup(rl_pcache *c, const int32_t *toks, int n_max);
+/* The entry rl_pcache_lookup would return, without counting or touching it
+ * (the scheduler peeks before it knows whether the request fits). */
+const rl_pcache_entry *rl_pcache_find(const rl_pcache *c, const int32_t *toks, int n_max);
+/* Evicts the least recently used entry whose tokens are not keep_toks (an
+ * entry's toks pointer is stable; entries move in the array). Returns 0 when
+ * there is none. */
+int rl_pcache_evict_lru(rl_pcache *c, const int32_t *keep_toks);
+/* KV pages that evicting every entry but keep_toks's would return to the
+ * pool: pages no sequence slot (nor keep) also references. */
+int rl_pcache_freeable_pages(const rl_pcache *c, const int32_t *keep_toks);
 /* Snapshots src (at src->pos, a multiple of RL_CHUNK, holding toks[0..pos))
  * unless that prefix is cached; evicts least recently used entries to stay
  * within max_bytes. Returns non-zero only on allocation failure. */

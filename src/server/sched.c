@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "engine/logprob.h"
+#include "server/kvbudget.h"
 #include "server/pcache.h"
 #include "server/stopstr.h"
 
@@ -106,6 +107,7 @@ typedef struct sslot {
     rl_stopstr ss;
     double t_last;
     uint64_t order;
+    int kv_end; /* positions promised (kvbudget.h) */
 } sslot;
 
 struct rl_sched {
@@ -128,6 +130,7 @@ struct rl_sched {
     rl_span *spans;
     int *span_slot;
     uint64_t admitted;
+    int kv_budget; /* pages; 0: no budget (unbounded, or no softmax layers) */
 };
 
 static bool is_stop_id(const rl_sched *S, int id) {
@@ -193,6 +196,7 @@ static void admit(rl_sched *S, sslot *sl, rl_req *r) {
     sl->decoding = 0;
     sl->order = ++S->admitted;
     sl->t_last = 0;
+    sl->kv_end = (int)rl_kv_positions(r->n_prompt, r->gp.max_tokens, S->o.n_ctx);
     rl_slot_reset(&sl->s, &S->eng->pool);
     int cached = 0;
     if (r->gp.cache_prompt && S->pc.max_bytes) {
@@ -283,9 +287,149 @@ static void on_logits(rl_sched *S, sslot *sl) {
     sl->decoding = 1;
 }
 
-static void update_gauges(rl_sched *S) {
+/* ---- KV page budget (kvbudget.h) ---------------------------------------- */
+
+static rl_req *q_pop(rl_sched *S);
+
+static int busy_slots(const rl_sched *S) {
     int busy = 0;
     for (int i = 0; i < S->o.n_slots; i++) busy += S->sl[i].r != NULL;
+    return busy;
+}
+
+/* Pages the running requests may still allocate within their promises. */
+static int kv_promised(const rl_sched *S) {
+    int p = 0;
+    for (int i = 0; i < S->o.n_slots; i++) {
+        const sslot *sl = &S->sl[i];
+        int k = sl->r ? rl_kv_pages_for(sl->kv_end) - sl->s.n_pages : 0;
+        p += k > 0 ? k : 0;
+    }
+    return p;
+}
+
+/* New pages writing positions [pos, pos + n) of the slot takes. */
+static int kv_pages_to_write(const rl_sched *S, const sslot *sl, int n) {
+    int k = rl_kv_pages_for((long long)sl->s.pos + n) - sl->s.n_pages;
+    if (k < 0) k = 0;
+    /* a shared, partly filled page is copied before it is written; snapshots
+     * are taken at page boundaries so this does not happen today, but the
+     * count must stay true if it ever does */
+    int pg = sl->s.pos / RL_KV_PAGE;
+    if (sl->s.pos % RL_KV_PAGE && pg < sl->s.n_pages && S->eng->pool.refs[sl->s.pages[pg]] > 1) k++;
+    return k;
+}
+
+/* Whether the request at the head of the queue can start now: 1 (room
+ * made, evicting snapshots if needed), 0 (wait: running requests hold the
+ * pages), -1 (it never fits; rl_sched_kv_check refuses those first). */
+static int kv_admissible(rl_sched *S, const rl_req *r) {
+    if (!S->kv_budget) return 1;
+    int total = rl_kv_pages_for(rl_kv_positions(r->n_prompt, r->gp.max_tokens, S->o.n_ctx));
+    const rl_pcache_entry *x =
+        r->gp.cache_prompt && S->pc.max_bytes ? rl_pcache_find(&S->pc, r->prompt, r->n_prompt - 1) : NULL;
+    int need = total - (x ? x->snap.n_pages : 0);
+    int have = rl_kv_free_pages(&S->eng->pool) - kv_promised(S);
+    if (rl_kv_make_room(&S->pc, have, need, x ? x->toks : NULL) >= need) return 1;
+    if (busy_slots(S)) return 0;
+    /* nothing runs, so nothing will free pages: the snapshot it would have
+     * started from may go too */
+    have = rl_kv_free_pages(&S->eng->pool) - kv_promised(S);
+    return rl_kv_make_room(&S->pc, have, total, NULL) >= total ? 1 : -1;
+}
+
+/* Before a step: may the slot write n more positions? Within its promise it
+ * always may; beyond it (max_tokens unbounded) only from pages nobody was
+ * promised, evicting snapshots first. planned_*: pages the step's earlier
+ * spans will take (all of them, and those beyond their promises). */
+static bool kv_may_write(rl_sched *S, const sslot *sl, int n, int *planned, int *planned_extra) {
+    if (!S->kv_budget) return true;
+    int k = kv_pages_to_write(S, sl, n);
+    if (k == 0) return true;
+    int prom = rl_kv_pages_for(sl->kv_end) - sl->s.n_pages;
+    int extra = k - (prom > 0 ? (prom < k ? prom : k) : 0);
+    for (int pass = 0; pass < 2; pass++) {
+        int phys = rl_kv_free_pages(&S->eng->pool) - *planned;
+        int unprom = rl_kv_free_pages(&S->eng->pool) - kv_promised(S) - *planned_extra;
+        int deficit = extra - unprom > k - phys ? extra - unprom : k - phys;
+        if (deficit <= 0) {
+            *planned += k;
+            *planned_extra += extra;
+            return true;
+        }
+        if (pass == 0 && rl_kv_make_room(&S->pc, 0, deficit, NULL) < deficit) break;
+    }
+    return false;
+}
+
+static void kv_gauges(rl_sched *S) {
+    const rl_kv_pool *p = &S->eng->pool;
+    int used = p->n_pages - p->n_free;
+    int only = rl_pcache_freeable_pages(&S->pc, NULL);
+    int prom = S->kv_budget ? kv_promised(S) : 0;
+    pthread_mutex_lock(&S->mx->mu);
+    S->mx->kv_total = S->kv_budget;
+    S->mx->kv_used = used;
+    S->mx->kv_free = S->kv_budget ? rl_kv_free_pages(p) : 0;
+    S->mx->kv_promised = prom;
+    S->mx->kv_cache_only = only;
+    pthread_mutex_unlock(&S->mx->mu);
+}
+
+static void kv_count(rl_sched *S, uint64_t *counter) {
+    pthread_mutex_lock(&S->mx->mu);
+    (*counter)++;
+    pthread_mutex_unlock(&S->mx->mu);
+}
+
+int rl_sched_kv_check(const rl_sched *S, int n_prompt, int max_tokens, char *msg, size_t len) {
+    if (!S->kv_budget) return 0;
+    long long pos = rl_kv_positions(n_prompt, max_tokens, S->o.n_ctx);
+    int need = rl_kv_pages_for(pos);
+    if (need <= S->kv_budget) return 0;
+    if (max_tokens > 0)
+        snprintf(msg, len,
+                 "the request needs %d KV pages of %d positions (%d prompt tokens + max_tokens %d) but the server's "
+                 "KV budget is %d pages (%d positions, --kv-pages); lower max_tokens or shorten the prompt",
+                 need, RL_KV_PAGE, n_prompt, max_tokens, S->kv_budget, S->kv_budget * RL_KV_PAGE);
+    else
+        snprintf(msg, len,
+                 "the prompt needs %d KV pages of %d positions (%d tokens) but the server's KV budget is %d pages "
+                 "(%d positions, --kv-pages); shorten the prompt",
+                 need, RL_KV_PAGE, n_prompt, S->kv_budget, S->kv_budget * RL_KV_PAGE);
+    return 1;
+}
+
+/* Moves waiting requests into free slots, in arrival order, while their KV
+ * pages fit; the head of the queue waits for pages (no overtaking, so a
+ * large request cannot starve). */
+static void admit_waiting(rl_sched *S) {
+    for (int i = 0; i < S->o.n_slots; i++) {
+        if (S->sl[i].r) continue;
+        /* only this thread pops, so the head stays put while we decide */
+        pthread_mutex_lock(&S->mu);
+        rl_req *r = S->q_n ? S->q[S->q_head] : NULL;
+        pthread_mutex_unlock(&S->mu);
+        if (!r) return;
+        bool cancelled = atomic_load(&r->cancel);
+        int fit = cancelled ? 0 : kv_admissible(S, r);
+        if (!cancelled && fit == 0) {
+            if (!r->kv_waited) kv_count(S, &S->mx->kv_deferred);
+            r->kv_waited = true;
+            return;
+        }
+        pthread_mutex_lock(&S->mu);
+        q_pop(S);
+        pthread_mutex_unlock(&S->mu);
+        if (cancelled) finish_req(S, r, RL_FIN_CANCELLED, "cancelled");
+        else if (fit < 0) finish_req(S, r, RL_FIN_ERROR, "the request needs more KV pages than the server's budget");
+        else admit(S, &S->sl[i], r);
+        if (!S->sl[i].r) i--; /* the slot is still free */
+    }
+}
+
+static void update_gauges(rl_sched *S) {
+    int busy = busy_slots(S);
     pthread_mutex_lock(&S->mx->mu);
     S->mx->slots_busy = busy;
     S->mx->queue_depth = S->q_n;
@@ -318,8 +462,7 @@ static void *run(void *arg) {
                 for (int i = 0; i < S->o.n_slots; i++)
                     if (S->sl[i].r) atomic_store(&S->sl[i].r->cancel, true);
             }
-            int busy = 0;
-            for (int i = 0; i < S->o.n_slots; i++) busy += S->sl[i].r != NULL;
+            int busy = busy_slots(S);
             if (busy || (S->q_n && busy < S->o.n_slots)) break;
             if (S->stopping && !S->q_n) { quit = true; break; }
             if (S->stopping) {
@@ -336,20 +479,8 @@ static void *run(void *arg) {
             pthread_mutex_unlock(&S->mu);
             break;
         }
-        rl_req *take[64];
-        int n_take = 0;
-        for (int i = 0; i < S->o.n_slots && S->q_n && n_take < 64; i++)
-            if (!S->sl[i].r) take[n_take++] = q_pop(S);
         pthread_mutex_unlock(&S->mu);
-        for (int k = 0, i = 0; k < n_take; k++) {
-            rl_req *r = take[k];
-            if (atomic_load(&r->cancel)) {
-                finish_req(S, r, RL_FIN_CANCELLED, "cancelled");
-                continue;
-            }
-            while (S->sl[i].r) i++;
-            admit(S, &S->sl[i], r);
-        }
+        admit_waiting(S);
         pthread_mutex_lock(&S->mu);
         update_gauges(S);
         pthread_mutex_unlock(&S->mu);
@@ -360,12 +491,17 @@ static void *run(void *arg) {
                 finish_slot(S, &S->sl[i], RL_FIN_CANCELLED, "cancelled", false);
 
         /* the step: decode tokens first, then prefill pieces in arrival order */
-        int ns = 0, budget = S->o.batch_tokens, n_pre = 0;
+        int ns = 0, budget = S->o.batch_tokens, n_pre = 0, planned = 0, planned_extra = 0;
         for (int i = 0; i < S->o.n_slots; i++) {
             sslot *sl = &S->sl[i];
             if (!sl->r) continue;
             if (!sl->decoding) {
                 pre[n_pre++] = sl;
+                continue;
+            }
+            if (!kv_may_write(S, sl, 1, &planned, &planned_extra)) { /* out of KV pages */
+                kv_count(S, &S->mx->kv_truncated);
+                finish_slot(S, sl, RL_FIN_LENGTH, NULL, true);
                 continue;
             }
             S->spans[ns] = (rl_span){&sl->s, &sl->last_tok, 1, sl->s.pos, RL_LOGITS_LAST, sl->logits};
@@ -381,12 +517,20 @@ static void *run(void *arg) {
                 int end = pos + n, al = end - end % RL_CHUNK;
                 if (al > pos) n = al - pos;
             }
+            if (!kv_may_write(S, sl, n, &planned, &planned_extra)) { /* cannot happen: within the promise */
+                kv_count(S, &S->mx->kv_truncated);
+                finish_slot(S, sl, RL_FIN_LENGTH, NULL, true);
+                continue;
+            }
             S->spans[ns] = (rl_span){&sl->s, sl->r->prompt + pos, n, pos,
                                      n == rem ? RL_LOGITS_LAST : RL_LOGITS_NONE, sl->logits};
             S->span_slot[ns++] = (int)(sl - S->sl);
             budget -= n;
         }
-        if (ns == 0) continue;
+        if (ns == 0) {
+            kv_gauges(S);
+            continue;
+        }
         int tokens = 0;
         for (int k = 0; k < ns; k++) tokens += S->spans[k].n;
         e.code = 0;
@@ -410,6 +554,7 @@ static void *run(void *arg) {
             }
             if (sp->want == RL_LOGITS_LAST) on_logits(S, sl);
         }
+        kv_gauges(S);
     }
     free(pre);
     return NULL;
@@ -429,6 +574,8 @@ int rl_sched_start(rl_engine *eng, const rl_tok *tok, const int32_t *stop_ids, i
     S->mx = mx;
     S->V = eng->m->cfg.vocab_size;
     S->n_valid = rl_tok_vocab_size(tok) < S->V ? rl_tok_vocab_size(tok) : S->V;
+    eng->pool.max_pages = o->kv_pages > 0 ? o->kv_pages : 0;
+    S->kv_budget = rl_kv_budget_on(&eng->pool) ? eng->pool.max_pages : 0;
     pthread_mutex_init(&S->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

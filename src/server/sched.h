@@ -62,6 +62,7 @@ typedef struct rl_req {
     char err[512];
     uint64_t seed; /* the seed used */
     atomic_bool cancel;
+    bool kv_waited; /* scheduler only: waited in the queue for KV pages */
     int refs;      /* guarded by mu */
 } rl_req;
 
@@ -76,6 +77,7 @@ typedef struct rl_sched_opts {
     int queue_cap;    /* waiting requests before 429 */
     int n_ctx;        /* positions per sequence */
     size_t cache_bytes; /* prefix cache budget; 0: off */
+    int kv_pages;     /* KV page budget (rl_kv_pool.max_pages; kvbudget.h); 0: unbounded */
 } rl_sched_opts;
 
 typedef struct rl_sched rl_sched;
@@ -85,6 +87,10 @@ int rl_sched_start(rl_engine *eng, const rl_tok *tok, const int32_t *stop_ids, i
 /* Queues r (taking a reference). RL_E_CAPACITY: queue full; RL_E_ARG:
  * shutting down. */
 int rl_sched_submit(rl_sched *s, rl_req *r, rl_err *e);
+/* Whether a request of n_prompt tokens and max_tokens (< 0: unbounded)
+ * can ever get its KV pages under the budget; when not, writes an error
+ * message for the client and returns non-zero. Any thread. */
+int rl_sched_kv_check(const rl_sched *s, int n_prompt, int max_tokens, char *msg, size_t len);
 /* Stops taking requests; lets running and queued ones finish for up to
  * grace_s seconds, then cancels the rest; joins the thread and frees. */
 void rl_sched_stop(rl_sched *s, double grace_s);
