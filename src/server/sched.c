@@ -555,6 +555,9 @@ static void *run(void *arg) {
             if (sp->want == RL_LOGITS_LAST) on_logits(S, sl);
         }
         kv_gauges(S);
+        pthread_mutex_lock(&S->mu);
+        update_gauges(S); /* requests that just finished free their slots */
+        pthread_mutex_unlock(&S->mu);
     }
     free(pre);
     return NULL;
