@@ -2,13 +2,17 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all test test-unit asan fuzz demo deps clean
+.PHONY: all test test-unit test-gpu asan fuzz demo deps clean
 all:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# GPU tests (label gpu) need a GPU: `make test-gpu` runs them.
 test: deps all
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -LE gpu -j $(JOBS)
+
+test-gpu: all
+	cd $(BUILD) && ctest --output-on-failure -L gpu
 
 test-unit: all
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)

@@ -1,4 +1,5 @@
 #include "apps/app.h"
+#include "apps/app_engine.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -101,7 +102,11 @@ const char *const app_model_opts_help =
     "  --decay-convention C     Lightning decay layer factor: engine (default,\n"
     "                           f(l)=1-l/(L-1)) or hf (f(l)=1-(l-1)/(L-1)); overrides\n"
     "                           config.json's ringlm_decay_convention\n"
-    "  --ref-ops                use the plain reference kernels (slow; for testing)\n";
+    "  --ref-ops                use the plain reference kernels (slow; for testing)\n"
+    "  --device cpu|cuda        where the model runs (default cpu; cuda: generate, logits,\n"
+    "                           bench)\n"
+    "  --deterministic          GPU: every GEMM in one fixed order, so logits are bitwise\n"
+    "                           independent of the batch and of the step split (slower)\n";
 
 int app_model_opt(app_model_opts *o, int argc, char **argv, int *i) {
     const char *a = argv[*i];
@@ -128,13 +133,27 @@ int app_model_opt(app_model_opts *o, int argc, char **argv, int *i) {
         o->ref_ops = true;
         return 1;
     }
+    if (!strcmp(a, "--device")) {
+        if (v && !strcmp(v, "cpu")) o->device = APP_CPU;
+        else if (v && !strcmp(v, "cuda")) o->device = APP_CUDA;
+        else return app_fail("--device must be 'cpu' or 'cuda'"), -1;
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "--deterministic")) {
+        o->deterministic = true;
+        return 1;
+    }
     return 0;
 }
 
 int app_load(const app_model_opts *o, rl_model *m) {
     if (!o->dir) return app_fail("no model: pass -m DIR");
+    if (o->device == APP_CUDA && app_device_check(o)) return 1;
     if (o->threads > 0) rl_set_threads(o->threads);
+    /* on the GPU the host copy is only read once, for the upload */
     rl_load_opts lo = {.ops = o->ref_ops ? &rl_ops_ref : NULL, .decay_conv = o->decay_conv,
+                       .no_pack = o->device == APP_CUDA,
                        .progress = app_progress_layers, .progress_ctx = (void *)"loading"};
     rl_err e = {0};
     if (rl_model_load(o->dir, &lo, m, &e)) return app_fail("%s", e.msg);

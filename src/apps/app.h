@@ -45,7 +45,12 @@ typedef struct app_model_opts {
     int threads;       /* 0: all cores */
     int decay_conv;    /* -1: config's */
     bool ref_ops;      /* --ref-ops: plain reference kernels (slow; for tests) */
+    int device;        /* --device: APP_CPU or APP_CUDA */
+    bool deterministic; /* --deterministic: batch-invariant GEMMs on the GPU */
+    bool cuda_ok;      /* set by the commands that run on the GPU */
 } app_model_opts;
+
+enum { APP_CPU = 0, APP_CUDA = 1 };
 
 /* Consumes a shared option at argv[*i] (advancing *i past its value);
  * returns 1 when consumed, 0 when not ours, -1 on a bad value. */

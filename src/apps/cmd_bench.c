@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "apps/app.h"
+#include "apps/app_engine.h"
 #include "ops/cpu/cpu_ops.h"
 
 /* Read bandwidth in GB/s: all threads stream a 1 GiB buffer (best of 3).
@@ -79,18 +80,18 @@ static uint64_t rnd(uint64_t *s) {
 }
 
 /* Brings a fresh slot to `depth` tokens in prefill steps of 512. */
-static int fill_depth(rl_engine *eng, rl_slot *sl, int depth, int *tok, rl_err *e) {
+static int fill_depth(app_engine *eng, app_seq *sl, int depth, int *tok, rl_err *e) {
     for (int d = 0; d < depth;) {
         int k = depth - d < 512 ? depth - d : 512;
-        rl_span s = {sl, tok + d, k, sl->pos, RL_LOGITS_NONE, NULL};
-        if (rl_step(eng, &s, 1, e)) return 1;
+        app_span s = {sl, tok + d, k, app_seq_pos(eng, sl), RL_LOGITS_NONE, NULL};
+        if (app_step(eng, &s, 1, e)) return 1;
         d += k;
     }
     return 0;
 }
 
 int cmd_bench(int argc, char **argv) {
-    app_model_opts mo = {.decay_conv = -1};
+    app_model_opts mo = {.decay_conv = -1, .cuda_ok = true};
     int p = 512, n = 128, depth = 0, reps = 3;
     for (int i = 1; i < argc; i++) {
         int r = app_model_opt(&mo, argc, argv, &i);
@@ -118,24 +119,25 @@ int cmd_bench(int argc, char **argv) {
     }
     rl_model m;
     if (app_load(&mo, &m)) return 1;
-    rl_engine eng = {0};
+    app_engine eng = {0};
     rl_err e = {0};
+    bool gpu = mo.device == APP_CUDA;
     int rc = 1, total = depth + p + n + 1;
     int *tok = malloc(sizeof(int) * (size_t)total);
     float *logits = malloc(sizeof(float) * (size_t)m.cfg.vocab_size);
     double *pp = calloc((size_t)reps, sizeof(double)), *tg = calloc((size_t)reps, sizeof(double));
     double *bw = calloc((size_t)reps + 1, sizeof(double)); /* probe before each rep, and after */
-    if (!tok || !logits || !pp || !tg || !bw || rl_engine_init(&eng, &m, 0, &e)) {
+    if (!tok || !logits || !pp || !tg || !bw || app_engine_init(&eng, &m, &mo, &e)) {
         app_fail("%s", e.msg[0] ? e.msg : "out of memory");
         goto out;
     }
-    eng.max_ctx = total > eng.max_ctx ? total : eng.max_ctx;
+    if (total > m.cfg.max_position_embeddings) app_engine_set_max_ctx(&eng, total);
     uint64_t seed = 1234;
     for (int i = 0; i < total; i++) tok[i] = (int)(rnd(&seed) % (uint64_t)m.cfg.vocab_size);
     /* the context is filled once; every rep forks it (KV pages shared
      * copy-on-write, Lightning state copied) */
-    rl_slot deep;
-    if (rl_slot_init(&deep, &m, &e)) { app_fail("%s", e.msg); goto out; }
+    app_seq deep;
+    if (app_seq_init(&eng, &deep, &e)) { app_fail("%s", e.msg); goto out; }
     if (depth && isatty(2)) fprintf(stderr, "filling %d tokens of context...\n", depth);
     if (fill_depth(&eng, &deep, depth, tok, &e)) { app_fail("%s", e.msg); goto out; }
     /* rep -1 is a warm-up (page faults, allocations), as llama-bench does.
@@ -143,35 +145,37 @@ int cmd_bench(int argc, char **argv) {
      * machine's bandwidth swings within minutes, so each decode rep is judged
      * against the probes right around it. */
     for (int r = -1; r < reps; r++) {
-        if (r >= 0 && n) bw[r] = probe_bandwidth();
-        rl_slot sl, base;
-        if (rl_slot_init(&sl, &m, &e) || rl_slot_fork(&sl, &deep, &eng.pool, &e) ||
-            rl_slot_init(&base, &m, &e) || rl_slot_fork(&base, &deep, &eng.pool, &e)) {
+        if (r >= 0 && n && !gpu) bw[r] = probe_bandwidth();
+        app_seq sl, base;
+        if (app_seq_init(&eng, &sl, &e) || app_seq_fork(&eng, &sl, &deep, &e) ||
+            app_seq_init(&eng, &base, &e) || app_seq_fork(&eng, &base, &deep, &e)) {
             app_fail("%s", e.msg);
             goto out;
         }
         if (p) {
             double t0 = app_now();
-            rl_span s = {&sl, tok + depth, p, sl.pos, RL_LOGITS_LAST, logits};
-            if (rl_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
+            app_span s = {&sl, tok + depth, p, app_seq_pos(&eng, &sl), RL_LOGITS_LAST, logits};
+            if (app_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
             if (r >= 0) pp[r] = p / (app_now() - t0);
         }
         if (n) { /* decode from the depth point, as llama-bench's tg */
             double t0 = app_now();
             for (int i = 0; i < n; i++) {
-                rl_span s = {&base, tok + depth + p + i, 1, base.pos, RL_LOGITS_LAST, logits};
-                if (rl_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
+                app_span s = {&base, tok + depth + p + i, 1, app_seq_pos(&eng, &base),
+                              RL_LOGITS_LAST, logits};
+                if (app_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
             }
             if (r >= 0) tg[r] = n / (app_now() - t0);
         }
-        rl_slot_free(&sl, &eng.pool);
-        rl_slot_free(&base, &eng.pool);
+        app_seq_free(&eng, &sl);
+        app_seq_free(&eng, &base);
         if (isatty(2)) fprintf(stderr, "\r%s %d/%d", r < 0 ? "warm-up" : "rep", r + 1, reps);
     }
     if (isatty(2)) fputc('\n', stderr);
-    if (n) bw[reps] = probe_bandwidth();
+    if (n && !gpu) bw[reps] = probe_bandwidth();
     double awb = (double)active_weight_bytes(&m);
-    const char *isa = m.ops == &rl_ops_ref ? "ref" : rl_ops_cpu_isa();
+    const char *isa = gpu ? (mo.deterministic ? "cuda-det" : "cuda")
+                          : m.ops == &rl_ops_ref ? "ref" : rl_ops_cpu_isa();
     printf("| model | threads | isa | test | t/s | note |\n|---|---|---|---|---|---|\n");
     double mean, sd;
     if (p) {
@@ -185,7 +189,7 @@ int cmd_bench(int argc, char **argv) {
         printf("| %s | %d | %s | pp%d @ d%d | %.2f ± %.2f | %.1f GFLOP/s (%.2f GFLOP/token "
                "in weight matmuls)",
                mo.dir, omp_get_max_threads(), isa, p, depth, mean, sd, fl * mean / 1e9, fl / 1e9);
-        if (rl_cpu_isa_supported(RL_ISA_AVX512)) {
+        if (!gpu && rl_cpu_isa_supported(RL_ISA_AVX512)) {
             double pf = rl_cpu_peak_gflops_avx512(0), pb = rl_cpu_peak_gflops_avx512(1);
             printf("; %.0f%% of the fp32 FMA peak %.0f, %.0f%% of the bf16 dot peak %.0f GFLOP/s",
                    100 * fl * mean / 1e9 / pf, pf, 100 * fl * mean / 1e9 / pb, pb);
@@ -212,16 +216,21 @@ int cmd_bench(int argc, char **argv) {
         if (ratio) stats(ratio, reps, &rm, &rsd);
         free(ratio);
         stats(tg, reps, &mean, &sd);
+        if (gpu)
+            printf("| %s | - | %s | tg%d @ d%d | %.2f ± %.2f | %.3f GB/token (weights %.3f + "
+                   "state %.3f + KV %.3f); device floors: bench/gpu |\n",
+                   mo.dir, isa, n, depth, mean, sd, bytes / 1e9, awb / 1e9, sb / 1e9, kvb / 1e9);
+        else
         printf("| %s | %d | %s | tg%d @ d%d | %.2f ± %.2f | %.3f GB/token (weights %.3f + state "
                "%.3f + KV %.3f); probes %.1f..%.1f GB/s around the reps; %.0f%% ± %.0f%% of the "
                "floor (rep speed / (probe around it / bytes)) |\n",
                mo.dir, omp_get_max_threads(), isa, n, depth, mean, sd, bytes / 1e9, awb / 1e9,
                sb / 1e9, kvb / 1e9, lo, hi, 100 * rm, 100 * rsd);
     }
-    rl_slot_free(&deep, &eng.pool);
+    app_seq_free(&eng, &deep);
     rc = 0;
 out:
-    rl_engine_free(&eng);
+    if (eng.m) app_engine_free(&eng);
     rl_model_free(&m);
     free(tok);
     free(logits);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "apps/app.h"
+#include "apps/app_engine.h"
 #include "apps/app_text.h"
 #include "engine/logprob.h"
 #include "engine/sampler.h"
@@ -21,7 +22,7 @@ static const char *const help =
     "  --ignore-eos             do not stop at end-of-sequence tokens\n";
 
 int cmd_generate(int argc, char **argv) {
-    app_model_opts mo = {.decay_conv = -1};
+    app_model_opts mo = {.decay_conv = -1, .cuda_ok = true};
     rl_sampler_params sp;
     rl_sampler_defaults(&sp);
     const char *ids_s = NULL, *prompt = NULL, *ids_out = NULL, *lp_out = NULL;
@@ -82,13 +83,13 @@ int cmd_generate(int argc, char **argv) {
     gen_ids = malloc(sizeof(int) * (size_t)(n_predict ? n_predict : 1));
     gen_lp = malloc(sizeof(float) * (size_t)(n_predict ? n_predict : 1));
     if (!gen_ids || !gen_lp) { app_fail("out of memory"); goto out0; }
-    rl_engine eng = {0};
-    rl_slot slot = {0};
+    app_engine eng = {0};
+    app_seq slot = {0};
     rl_sampler smp = {0};
     rl_err e = {0};
     size_t V = (size_t)m.cfg.vocab_size;
     float *logits = malloc(sizeof(float) * V);
-    if (!logits || rl_engine_init(&eng, &m, 0, &e) || rl_slot_init(&slot, &m, &e)) {
+    if (!logits || app_engine_init(&eng, &m, &mo, &e) || app_seq_init(&eng, &slot, &e)) {
         app_fail("%s", e.msg[0] ? e.msg : "out of memory");
         goto out;
     }
@@ -96,8 +97,8 @@ int cmd_generate(int argc, char **argv) {
     fprintf(stderr, "seed: %llu\n", (unsigned long long)rl_sampler_seed(&smp));
     for (int i = 0; i < n; i++) rl_sampler_accept(&smp, ids[i]);
     double t0 = app_now();
-    rl_span s = {&slot, ids, n, 0, RL_LOGITS_LAST, logits};
-    if (rl_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
+    app_span s = {&slot, ids, n, 0, RL_LOGITS_LAST, logits};
+    if (app_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
     double t1 = app_now();
     /* ids the tokenizer does not define (padding rows) are never sampled */
     int n_valid = (int)V;
@@ -120,8 +121,8 @@ int cmd_generate(int argc, char **argv) {
         fflush(stdout);
         if (app_text_is_stop(&tx, tok) && !ignore_eos) { gen++; break; }
         if (gen + 1 == n_predict) { gen++; break; }
-        rl_span d = {&slot, &tok, 1, slot.pos, RL_LOGITS_LAST, logits};
-        if (rl_step(&eng, &d, 1, &e)) { app_fail("%s", e.msg); goto out; }
+        app_span d = {&slot, &tok, 1, app_seq_pos(&eng, &slot), RL_LOGITS_LAST, logits};
+        if (app_step(&eng, &d, 1, &e)) { app_fail("%s", e.msg); goto out; }
     }
     if (ts) {
         const char *piece;
@@ -153,8 +154,10 @@ int cmd_generate(int argc, char **argv) {
     rc = 0;
 out:
     rl_sampler_free(&smp);
-    rl_slot_free(&slot, &eng.pool);
-    rl_engine_free(&eng);
+    if (eng.m) {
+        app_seq_free(&eng, &slot);
+        app_engine_free(&eng);
+    }
     free(logits);
 out0:
     if (ts) rl_tok_stream_free(ts);

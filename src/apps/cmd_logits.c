@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "apps/app.h"
+#include "apps/app_engine.h"
 
 static const char *const help =
     "usage: ringlm logits -m DIR --ids 1,2,3 --out FILE [options]\n"
@@ -16,7 +17,7 @@ static const char *const help =
     "                           on its companions\n";
 
 int cmd_logits(int argc, char **argv) {
-    app_model_opts mo = {.decay_conv = -1};
+    app_model_opts mo = {.decay_conv = -1, .cuda_ok = true};
     const char *ids_s = NULL, *out = NULL, *steps_s = NULL;
     const char *comp_s[64];
     int n_comp = 0;
@@ -60,29 +61,29 @@ int cmd_logits(int argc, char **argv) {
         if (!(cids[c] = app_parse_ids(comp_s[c], &cn[c], "--companion"))) goto done0;
     rl_model m;
     if (app_load(&mo, &m)) goto done0;
-    rl_engine eng;
+    app_engine eng;
     rl_err e = {0};
-    rl_slot slots[65];
+    app_seq slots[65];
     int n_slots = 0;
     float *logits = NULL;
-    if (rl_engine_init(&eng, &m, 0, &e)) { app_fail("%s", e.msg); goto done1; }
+    if (app_engine_init(&eng, &m, &mo, &e)) { app_fail("%s", e.msg); goto done1; }
     for (; n_slots <= n_comp; n_slots++)
-        if (rl_slot_init(&slots[n_slots], &m, &e)) { app_fail("%s", e.msg); goto done2; }
+        if (app_seq_init(&eng, &slots[n_slots], &e)) { app_fail("%s", e.msg); goto done2; }
     size_t V = (size_t)m.cfg.vocab_size;
     logits = malloc(sizeof(float) * V * (size_t)n);
     if (!logits) { app_fail("out of memory for %d x %zu logits", n, V); goto done2; }
     int pos = 0;
     for (int s = 0; s < n_steps; s++) {
-        rl_span sp[65];
+        app_span sp[65];
         int k = 0;
-        sp[k++] = (rl_span){&slots[0], ids + pos, steps[s], pos, RL_LOGITS_ALL, logits + (size_t)pos * V};
+        sp[k++] = (app_span){&slots[0], ids + pos, steps[s], pos, RL_LOGITS_ALL, logits + (size_t)pos * V};
         for (int c = 0; c < n_comp; c++) {
             int take = cn[c] - cdone[c] < steps[s] ? cn[c] - cdone[c] : steps[s];
             if (take <= 0) continue;
-            sp[k++] = (rl_span){&slots[c + 1], cids[c] + cdone[c], take, cdone[c], RL_LOGITS_NONE, NULL};
+            sp[k++] = (app_span){&slots[c + 1], cids[c] + cdone[c], take, cdone[c], RL_LOGITS_NONE, NULL};
             cdone[c] += take;
         }
-        if (rl_step(&eng, sp, k, &e)) { app_fail("%s", e.msg); goto done2; }
+        if (app_step(&eng, sp, k, &e)) { app_fail("%s", e.msg); goto done2; }
         pos += steps[s];
     }
     FILE *f = fopen(out, "wb");
@@ -92,8 +93,8 @@ int cmd_logits(int argc, char **argv) {
     rc = 0;
 done2:
     free(logits);
-    for (int i = 0; i < n_slots; i++) rl_slot_free(&slots[i], &eng.pool);
-    rl_engine_free(&eng);
+    for (int i = 0; i < n_slots; i++) app_seq_free(&eng, &slots[i]);
+    app_engine_free(&eng);
 done1:
     rl_model_free(&m);
 done0:

@@ -1,0 +1,88 @@
+/* Internals of the device forward shared by its host files (step_cuda.c,
+ * weights_cuda.c, seq_cuda.c). Not a public header. */
+#ifndef RL_ENGINE_ENGINE_CUDA_H
+#define RL_ENGINE_ENGINE_CUDA_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "engine/step_cuda.h"
+#include "ops/cuda/attn_cuda.h"
+#include "ops/cuda/fwd_cuda.h"
+
+/* Returns from the calling function with e set when a CUDA runtime call or a
+ * launcher of ops/cuda fails. */
+#define CU_TRY(call)                                                        \
+    do {                                                                    \
+        int cu_rc_ = (int)(call);                                           \
+        if (cu_rc_ != 0) return rl_cu_fail(e, cu_rc_, #call);               \
+    } while (0)
+#define CUBLAS_TRY(call)                                                    \
+    do {                                                                    \
+        cublasStatus_t cb_rc_ = (call);                                     \
+        if (cb_rc_ != CUBLAS_STATUS_SUCCESS)                                \
+            return rl_errf(e, RL_E_UNSUPPORTED, "cuBLAS error %d in %s", (int)cb_rc_, #call); \
+    } while (0)
+
+int rl_cu_fail(rl_err *e, int code, const char *what);
+
+typedef struct cu_layer {
+    uint16_t *qkv, *dense, *g_proj, *gate, *up, *down, *s_gate, *s_up, *s_down;
+    uint16_t *e_gate, *e_up, *e_down; /* [E][rows][cols] */
+    float *router, *ebias, *in_norm, *post_norm, *q_norm, *k_norm, *g_norm, *decay_pw;
+    int qkv_rows, shared_I;
+} cu_layer;
+
+/* Device buffers of a step, sized for cap_T tokens. */
+typedef struct cu_work {
+    int cap_T;
+    float *X, *A, *QKV, *G, *O, *U, *M1, *M2, *R, *WT, *YK, *YS, *LOG, *RSCR;
+    uint16_t *XB; /* bf16 GEMM input of the library GEMM */
+    int *sel, *rows, *counts, *offs, *toff;
+    float *LOGITS;
+    size_t logits_cap; /* floats */
+} cu_work;
+
+struct rl_cuda_engine {
+    const rl_model *m;
+    rl_cuda_opts opt;
+    cudaStream_t st;
+    cublasHandle_t cb;
+    cudaEvent_t ev0, ev1;
+    /* weights */
+    uint16_t *embed, *lm_head;
+    float *final_norm;
+    cu_layer *L;
+    void **allocs;
+    int n_allocs, cap_allocs;
+    int64_t weight_bytes;
+    /* KV pool: pages of page_floats floats (attn_cuda.h layout) */
+    float *pool;
+    size_t page_floats;
+    int max_pages, n_free;
+    int *refs, *free_list;
+    /* per-step metadata: pinned host staging + its device copy */
+    char *meta_h, *meta_d;
+    size_t meta_cap;
+    cu_work w;
+    int max_ctx;
+    size_t lin_floats; /* per sequence: n_linear * (H*D*D + 2*RL_CHUNK*H*D) */
+};
+
+struct rl_cuda_seq {
+    rl_cuda_engine *eng;
+    int pos;
+    float *lin;
+    int *pages;
+    int n_pages, cap_pages;
+};
+
+/* weights_cuda.c */
+int rl_cu_upload_weights(rl_cuda_engine *eng, rl_err *e);
+void rl_cu_free_weights(rl_cuda_engine *eng);
+
+/* seq_cuda.c: makes positions [pos, pos+n) of s writable (pages allocated,
+ * shared pages copied first). */
+int rl_cu_seq_reserve(rl_cuda_seq *s, int n, rl_err *e);
+
+#endif

@@ -1,0 +1,482 @@
+/* The device forward over spans (step_cuda.h): rl_step's layer loop (step.c)
+ * with device kernels. One stream; one host->device copy of the step's
+ * metadata; the attention kernels of attn_cuda.h; the logits copied to the
+ * host at the end. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_cuda.h"
+
+bool rl_cuda_available(rl_err *e) {
+    int n = 0;
+    cudaError_t rc = cudaGetDeviceCount(&n);
+    if (rc != cudaSuccess) {
+        rl_errf(e, RL_E_UNSUPPORTED, "no usable CUDA device: %s", cudaGetErrorString(rc));
+        return false;
+    }
+    if (n == 0) {
+        rl_errf(e, RL_E_UNSUPPORTED, "no CUDA device found");
+        return false;
+    }
+    return true;
+}
+
+void rl_cuda_describe(int device, char *buf, size_t n) {
+    rl_err e = {0};
+    struct cudaDeviceProp p;
+    if (!rl_cuda_available(&e)) {
+        snprintf(buf, n, "%s", e.msg);
+    } else if (cudaGetDeviceProperties(&p, device) != cudaSuccess) {
+        snprintf(buf, n, "CUDA device %d: cannot read its properties", device);
+    } else {
+        int rt = 0, drv = 0;
+        cudaRuntimeGetVersion(&rt);
+        cudaDriverGetVersion(&drv);
+        snprintf(buf, n, "%s (sm_%d%d, %d SMs, %.1f GiB; runtime %d.%d, driver %d.%d)", p.name,
+                 p.major, p.minor, p.multiProcessorCount, (double)p.totalGlobalMem / 1073741824.0,
+                 rt / 1000, rt % 1000 / 10, drv / 1000, drv % 1000 / 10);
+    }
+}
+
+static void free_work(cu_work *w) {
+    void *ps[] = {w->X, w->A, w->QKV, w->G, w->O, w->U, w->M1, w->M2, w->R, w->WT, w->YK,
+                  w->YS, w->LOG, w->RSCR, w->XB, w->sel, w->rows, w->counts, w->offs, w->toff};
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
+        if (ps[i]) cudaFree(ps[i]);
+    if (w->LOGITS) cudaFree(w->LOGITS);
+    memset(w, 0, sizeof *w);
+}
+
+void rl_cuda_engine_free(rl_cuda_engine *eng) {
+    if (!eng) return;
+    if (eng->st) cudaStreamSynchronize(eng->st);
+    rl_cu_attn_release();
+    free_work(&eng->w);
+    rl_cu_free_weights(eng);
+    if (eng->pool) cudaFree(eng->pool);
+    if (eng->meta_h) cudaFreeHost(eng->meta_h);
+    if (eng->meta_d) cudaFree(eng->meta_d);
+    if (eng->cb) cublasDestroy(eng->cb);
+    if (eng->ev0) cudaEventDestroy(eng->ev0);
+    if (eng->ev1) cudaEventDestroy(eng->ev1);
+    if (eng->st) cudaStreamDestroy(eng->st);
+    free(eng->refs);
+    free(eng->free_list);
+    free(eng);
+}
+
+int64_t rl_cuda_weight_bytes(const rl_cuda_engine *eng) { return eng->weight_bytes; }
+int64_t rl_cuda_kv_pool_bytes(const rl_cuda_engine *eng) {
+    return (int64_t)eng->max_pages * (int64_t)eng->page_floats * 4;
+}
+void rl_cuda_set_max_ctx(rl_cuda_engine *eng, int max_ctx) { eng->max_ctx = max_ctx; }
+
+static int init(rl_cuda_engine *eng, rl_err *e) {
+    const rl_config *c = &eng->m->cfg;
+    CU_TRY(cudaSetDevice(eng->opt.device));
+    CU_TRY(cudaStreamCreateWithFlags(&eng->st, cudaStreamNonBlocking));
+    CU_TRY(cudaEventCreate(&eng->ev0));
+    CU_TRY(cudaEventCreate(&eng->ev1));
+    CUBLAS_TRY(cublasCreate(&eng->cb));
+    CUBLAS_TRY(cublasSetStream(eng->cb, eng->st));
+    int rc = rl_cu_upload_weights(eng, e);
+    if (rc) return rc;
+    int H = c->num_attention_heads, D = c->head_dim, Hkv = c->num_key_value_heads;
+    eng->lin_floats = (size_t)eng->m->n_linear * ((size_t)H * D * D + 2 * (size_t)RL_CHUNK * H * D);
+    eng->page_floats = (size_t)eng->m->n_softmax * 2 * RL_KV_PAGE * (size_t)Hkv * D;
+    eng->max_ctx = c->max_position_embeddings;
+    if (eng->page_floats) {
+        size_t page_bytes = eng->page_floats * 4, fr = 0, tot = 0;
+        CU_TRY(cudaMemGetInfo(&fr, &tot));
+        long long want = eng->opt.max_kv_pages;
+        if (want <= 0) {
+            want = 2LL * ((eng->max_ctx + RL_KV_PAGE - 1) / RL_KV_PAGE);
+            long long cap = (long long)(fr / 2 / page_bytes);
+            if (want > cap) want = cap;
+            if (want < 1) want = 1;
+        }
+        if (want > (1LL << 30)) want = 1LL << 30;
+        eng->max_pages = (int)want;
+        cudaError_t ar = cudaMalloc((void **)&eng->pool, page_bytes * (size_t)want);
+        if (ar != cudaSuccess)
+            return rl_errf(e, RL_E_NOMEM, "cannot allocate the device KV pool (%lld pages, %.2f GB): %s",
+                           want, (double)page_bytes * (double)want / 1e9, cudaGetErrorString(ar));
+        eng->refs = calloc((size_t)want, sizeof(int));
+        eng->free_list = malloc(sizeof(int) * (size_t)want);
+        if (!eng->refs || !eng->free_list) return rl_errf(e, RL_E_NOMEM, "out of memory");
+        for (int i = 0; i < eng->max_pages; i++) eng->free_list[i] = eng->max_pages - 1 - i;
+        eng->n_free = eng->max_pages;
+    }
+    return RL_OK;
+}
+
+int rl_cuda_engine_init(rl_cuda_engine **out, const rl_model *m, const rl_cuda_opts *o, rl_err *e) {
+    *out = NULL;
+    if (!rl_cuda_available(e)) return e ? e->code : RL_E_UNSUPPORTED;
+    rl_cuda_engine *eng = calloc(1, sizeof *eng);
+    if (!eng) return rl_errf(e, RL_E_NOMEM, "out of memory");
+    eng->m = m;
+    if (o) eng->opt = *o;
+    int rc = init(eng, e);
+    if (rc) {
+        rl_cuda_engine_free(eng);
+        return rc;
+    }
+    *out = eng;
+    return RL_OK;
+}
+
+/* ---- workspace ----------------------------------------------------------- */
+
+static int grow(void **p, size_t bytes, rl_err *e) {
+    if (*p) cudaFree(*p);
+    *p = NULL;
+    cudaError_t rc = cudaMalloc(p, bytes ? bytes : 16);
+    if (rc != cudaSuccess)
+        return rl_errf(e, RL_E_NOMEM, "cannot allocate %.3f GB of device workspace: %s",
+                       (double)bytes / 1e9, cudaGetErrorString(rc));
+    return RL_OK;
+}
+
+static int ensure_work(rl_cuda_engine *eng, int T, rl_err *e) {
+    cu_work *w = &eng->w;
+    if (T <= w->cap_T) return RL_OK;
+    const rl_config *c = &eng->m->cfg;
+    size_t cap = (size_t)(T > 2 * w->cap_T ? T : 2 * w->cap_T);
+    size_t hid = (size_t)c->hidden_size, H = (size_t)c->num_attention_heads;
+    size_t D = (size_t)c->head_dim, Hkv = (size_t)c->num_key_value_heads, HD = H * D;
+    size_t qkvw = 3 * HD > (H + 2 * Hkv) * D ? 3 * HD : (H + 2 * Hkv) * D;
+    size_t E = (size_t)c->num_experts, K = (size_t)(c->num_experts_per_tok > 0 ? c->num_experts_per_tok : 1);
+    size_t G = (size_t)(c->n_group > 0 ? c->n_group : 1);
+    size_t sI = 0;
+    for (int l = 0; l < c->num_hidden_layers; l++)
+        if (eng->L[l].shared_I > (int)sI) sI = (size_t)eng->L[l].shared_I;
+    size_t inter = (size_t)c->intermediate_size;
+    size_t m12 = cap * inter;
+    if (cap * K * (size_t)c->moe_intermediate_size > m12) m12 = cap * K * (size_t)c->moe_intermediate_size;
+    if (cap * sI > m12) m12 = cap * sI;
+    size_t xb = hid > HD ? hid : HD;
+    if (inter > xb) xb = inter;
+    if (sI > xb) xb = sI;
+    cudaStreamSynchronize(eng->st);
+    free_work(w);
+    struct { void **p; size_t bytes; } need[] = {
+        {(void **)&w->X, cap * hid * 4}, {(void **)&w->A, cap * hid * 4},
+        {(void **)&w->QKV, cap * qkvw * 4}, {(void **)&w->G, cap * HD * 4},
+        {(void **)&w->O, cap * HD * 4}, {(void **)&w->U, cap * HD * 4},
+        {(void **)&w->M1, m12 * 4}, {(void **)&w->M2, m12 * 4},
+        {(void **)&w->R, cap * E * 4}, {(void **)&w->WT, cap * K * 4},
+        {(void **)&w->YK, E ? cap * K * hid * 4 : 0}, {(void **)&w->YS, cap * hid * 4},
+        {(void **)&w->LOG, cap * hid * 4}, {(void **)&w->RSCR, E ? cap * (3 * E + 2 * G) * 4 : 0},
+        {(void **)&w->XB, cap * xb * 2}, {(void **)&w->sel, cap * K * 4},
+        {(void **)&w->rows, cap * K * 4}, {(void **)&w->counts, (E + 1) * 4},
+        {(void **)&w->offs, (E + 1) * 4}, {(void **)&w->toff, (E + 1) * 4},
+    };
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+        int rc = grow(need[i].p, need[i].bytes, e);
+        if (rc) {
+            free_work(w);
+            return rc;
+        }
+    }
+    w->cap_T = (int)cap;
+    return RL_OK;
+}
+
+static int ensure_logits(rl_cuda_engine *eng, size_t floats, rl_err *e) {
+    cu_work *w = &eng->w;
+    if (floats <= w->logits_cap) return RL_OK;
+    cudaStreamSynchronize(eng->st);
+    int rc = grow((void **)&w->LOGITS, floats * 4, e);
+    w->logits_cap = rc ? 0 : floats;
+    return rc;
+}
+
+/* ---- the step ------------------------------------------------------------ */
+
+typedef struct meta {
+    int *ids, *lrows;
+    float *cs;
+    rl_cu_span *spans;
+    const int **ptabs;
+    rl_cu_lin_state *states; /* [n_linear][n_spans] */
+} meta;
+
+static size_t al16(size_t x) { return (x + 15) & ~(size_t)15; }
+
+/* Lays out the step's metadata in the pinned staging buffer and copies it to
+ * the device; d gets the device addresses. */
+static int upload_meta(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, int T, int nl,
+                       meta *d, rl_err *e) {
+    const rl_model *m = eng->m;
+    const rl_config *c = &m->cfg;
+    int rot = c->rotary_dim, R = rot / 2, nlin = m->n_linear;
+    size_t tp = 0;
+    for (int s = 0; s < n; s++) tp += (size_t)spans[s].seq->n_pages;
+    size_t off_ids = 0, off_cs = al16(off_ids + sizeof(int) * T);
+    size_t off_sp = al16(off_cs + sizeof(float) * (size_t)T * (rot ? rot : 1));
+    size_t off_pt = al16(off_sp + sizeof(rl_cu_span) * n);
+    size_t off_pg = al16(off_pt + sizeof(int *) * n);
+    size_t off_st = al16(off_pg + sizeof(int) * (tp ? tp : 1));
+    size_t off_lr = al16(off_st + sizeof(rl_cu_lin_state) * (size_t)n * (nlin ? nlin : 1));
+    size_t total = al16(off_lr + sizeof(int) * (size_t)(nl ? nl : 1));
+    if (total > eng->meta_cap) {
+        size_t cap = total * 2;
+        if (eng->meta_h) cudaFreeHost(eng->meta_h);
+        if (eng->meta_d) cudaFree(eng->meta_d);
+        eng->meta_h = eng->meta_d = NULL;
+        eng->meta_cap = 0;
+        CU_TRY(cudaMallocHost((void **)&eng->meta_h, cap));
+        CU_TRY(cudaMalloc((void **)&eng->meta_d, cap));
+        eng->meta_cap = cap;
+    }
+    char *h = eng->meta_h, *dv = eng->meta_d;
+    int *ids = (int *)(h + off_ids), *pg = (int *)(h + off_pg), *lr = (int *)(h + off_lr);
+    float *cs = (float *)(h + off_cs);
+    rl_cu_span *sp = (rl_cu_span *)(h + off_sp);
+    const int **pt = (const int **)(h + off_pt);
+    rl_cu_lin_state *st = (rl_cu_lin_state *)(h + off_st);
+    int t = 0, r = 0;
+    size_t po = 0;
+    size_t HDD = (size_t)c->num_attention_heads * c->head_dim * c->head_dim;
+    size_t HD = (size_t)c->num_attention_heads * c->head_dim;
+    size_t per = HDD + 2 * (size_t)RL_CHUNK * HD;
+    for (int s = 0; s < n; s++) {
+        const rl_cuda_span *a = &spans[s];
+        sp[s] = (rl_cu_span){.row0 = t, .n = a->n, .pos0 = a->first_pos, .seq = s};
+        pt[s] = (const int *)(dv + off_pg) + po;
+        memcpy(pg + po, a->seq->pages, sizeof(int) * (size_t)a->seq->n_pages);
+        po += (size_t)a->seq->n_pages;
+        for (int li = 0; li < nlin; li++) {
+            float *S = a->seq->lin + (size_t)li * per;
+            st[(size_t)li * n + s] = (rl_cu_lin_state){S, S + HDD, S + HDD + (size_t)RL_CHUNK * HD};
+        }
+        for (int j = 0; j < a->n; j++, t++) {
+            ids[t] = a->tokens[j];
+            float *cc = cs + (size_t)t * rot;
+            for (int q = 0; q < R; q++) { /* the CPU's angles (step.c rope_tables) */
+                float ang = (float)(a->first_pos + j) * m->inv_freq[q];
+                cc[q] = cosf(ang);
+                cc[R + q] = sinf(ang);
+            }
+        }
+        if (a->want == RL_LOGITS_ALL)
+            for (int j = 0; j < a->n; j++) lr[r++] = sp[s].row0 + j;
+        else if (a->want == RL_LOGITS_LAST)
+            lr[r++] = sp[s].row0 + a->n - 1;
+    }
+    CU_TRY(cudaMemcpyAsync(dv, h, total, cudaMemcpyHostToDevice, eng->st));
+    d->ids = (int *)(dv + off_ids);
+    d->cs = (float *)(dv + off_cs);
+    d->spans = (rl_cu_span *)(dv + off_sp);
+    d->ptabs = (const int **)(dv + off_pt);
+    d->states = (rl_cu_lin_state *)(dv + off_st);
+    d->lrows = (int *)(dv + off_lr);
+    return RL_OK;
+}
+
+/* y[T][N] (+)= x[T][K] . W[N][K]^T. xb_ready: eng->w.XB already holds x in
+ * bf16 (row stride K) for the library GEMM. */
+static int gemm(rl_cuda_engine *eng, const uint16_t *W, int N, int K, const float *x, int ldx,
+                int T, float *y, int ldy, int acc, int xb_ready, rl_err *e) {
+    if (T <= 0) return RL_OK;
+    if (eng->opt.deterministic) {
+        rl_cu_gemm g = {.W = W, .N = N, .K = K, .x = x, .ldx = ldx, .xdiv = 1, .y = y,
+                        .ldy = ldy, .accumulate = acc, .T = T};
+        CU_TRY(rl_cu_wgemm(&g, eng->st));
+        return RL_OK;
+    }
+    if (!xb_ready) CU_TRY(rl_cu_to_bf16(x, T, K, ldx, eng->w.XB, eng->st));
+    float alpha = 1.0f, beta = acc ? 1.0f : 0.0f;
+    CUBLAS_TRY(cublasGemmEx(eng->cb, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &alpha, W, CUDA_R_16BF, K,
+                            eng->w.XB, CUDA_R_16BF, K, &beta, y, CUDA_R_32F, ldy,
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return RL_OK;
+}
+
+#define TRY(x)               \
+    do {                     \
+        int rc_ = (x);       \
+        if (rc_) return rc_; \
+    } while (0)
+
+typedef struct stepctx {
+    rl_cuda_engine *eng;
+    const meta *md;
+    int n, T, max_n;
+} stepctx;
+
+static int attention(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *e) {
+    rl_cuda_engine *eng = x->eng;
+    const rl_config *c = &eng->m->cfg;
+    cu_work *w = &eng->w;
+    int hid = c->hidden_size, H = c->num_attention_heads, Hkv = c->num_key_value_heads;
+    int D = c->head_dim, HD = H * D, T = x->T;
+    float eps = c->rms_norm_eps, scale = 1.0f / sqrtf((float)D);
+    int det = eng->opt.deterministic;
+    if (ly->softmax) {
+        int W = (H + 2 * Hkv) * D;
+        TRY(gemm(eng, d->qkv, W, hid, w->A, hid, T, w->QKV, W, 0, 1, e));
+        CU_TRY(rl_cu_qk_prep(w->QKV, T, W, H, Hkv, D, 0, d->q_norm, d->k_norm, eps, c->rotary_dim,
+                             x->md->cs, eng->st));
+        CU_TRY(rl_cu_kv_append(w->QKV, W, x->md->spans, x->n, x->max_n, x->md->ptabs, eng->pool,
+                               eng->page_floats, ly->kind_index, H, Hkv, D, eng->st));
+        CU_TRY(rl_cu_gqa(w->QKV, W, w->O, HD, x->md->spans, x->n, x->max_n, x->md->ptabs,
+                         eng->pool, eng->page_floats, ly->kind_index, H, Hkv, D, scale, det,
+                         eng->st));
+        return gemm(eng, d->dense, hid, HD, w->O, HD, T, w->X, hid, 1, 0, e);
+    }
+    TRY(gemm(eng, d->qkv, 3 * HD, hid, w->A, hid, T, w->QKV, 3 * HD, 0, 1, e));
+    TRY(gemm(eng, d->g_proj, HD, hid, w->A, hid, T, w->G, HD, 0, 1, e));
+    CU_TRY(rl_cu_qk_prep(w->QKV, T, 3 * HD, H, H, D, c->linear_silu ? 3 * HD : 0, d->q_norm,
+                         d->k_norm, eps, c->rotary_dim, x->md->cs, eng->st));
+    CU_TRY(rl_cu_lightning(w->QKV, 3 * HD, w->O, HD, x->md->spans, x->n, x->max_n,
+                           x->md->states + (size_t)ly->kind_index * x->n, H, D, d->decay_pw,
+                           scale, det, eng->st));
+    CU_TRY(rl_cu_group_norm_gate(w->O, w->G, T, HD, c->group_norm_size, d->g_norm, eps, w->U,
+                                 eng->st));
+    return gemm(eng, d->dense, hid, HD, w->U, HD, T, w->X, hid, 1, 0, e);
+}
+
+static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *e) {
+    rl_cuda_engine *eng = x->eng;
+    const rl_config *c = &eng->m->cfg;
+    cu_work *w = &eng->w;
+    int hid = c->hidden_size, T = x->T;
+    if (!ly->moe) {
+        int I = ly->gate.rows;
+        TRY(gemm(eng, d->gate, I, hid, w->A, hid, T, w->M1, I, 0, 1, e));
+        TRY(gemm(eng, d->up, I, hid, w->A, hid, T, w->M2, I, 0, 1, e));
+        CU_TRY(rl_cu_swiglu(w->M1, w->M2, (size_t)T * I, eng->st));
+        return gemm(eng, d->down, hid, I, w->M1, I, T, w->X, hid, 1, 0, e);
+    }
+    int E = c->num_experts, K = c->num_experts_per_tok, I = ly->e_gate[0].rows, TK = T * K;
+    rl_cu_gemm r = {.W = d->router, .w_f32 = 1, .N = E, .K = hid, .x = w->A, .ldx = hid,
+                    .xdiv = 1, .y = w->R, .ldy = E, .T = T};
+    CU_TRY(rl_cu_wgemm(&r, eng->st));
+    CU_TRY(rl_cu_route(w->R, T, E, K, c->n_group, c->topk_group, c->routed_scaling_factor,
+                       d->ebias, w->RSCR, w->sel, w->WT, eng->st));
+    CU_TRY(rl_cu_moe_bucket(w->sel, TK, E, w->counts, w->offs, w->toff, w->rows, eng->st));
+    rl_cu_gemm g = {.W = d->e_gate, .N = I, .K = hid, .wstride = (size_t)I * hid, .x = w->A,
+                    .ldx = hid, .xrow = w->rows, .xdiv = K, .y = w->M1, .ldy = I, .T = TK,
+                    .offsets = w->offs, .tile_off = w->toff, .E = E,
+                    .max_tiles = (TK + 7) / 8 + (E < TK ? E : TK)};
+    CU_TRY(rl_cu_wgemm(&g, eng->st));
+    g.W = d->e_up;
+    g.y = w->M2;
+    CU_TRY(rl_cu_wgemm(&g, eng->st));
+    CU_TRY(rl_cu_swiglu(w->M1, w->M2, (size_t)TK * I, eng->st));
+    rl_cu_gemm dn = g;
+    dn.W = d->e_down;
+    dn.N = hid;
+    dn.K = I;
+    dn.wstride = (size_t)hid * I;
+    dn.x = w->M1;
+    dn.ldx = I;
+    dn.xrow = NULL;
+    dn.xdiv = 1;
+    dn.y = w->YK;
+    dn.ldy = hid;
+    dn.yrow = w->rows;
+    CU_TRY(rl_cu_wgemm(&dn, eng->st));
+    if (ly->has_shared) {
+        int sI = d->shared_I;
+        /* XB still holds bf16(A): only fp32 GEMMs ran since the norm */
+        TRY(gemm(eng, d->s_gate, sI, hid, w->A, hid, T, w->M1, sI, 0, 1, e));
+        TRY(gemm(eng, d->s_up, sI, hid, w->A, hid, T, w->M2, sI, 0, 1, e));
+        CU_TRY(rl_cu_swiglu(w->M1, w->M2, (size_t)T * sI, eng->st));
+        TRY(gemm(eng, d->s_down, hid, sI, w->M1, sI, T, w->YS, hid, 0, 0, e));
+    }
+    CU_TRY(rl_cu_moe_combine(w->X, w->YK, w->WT, ly->has_shared ? w->YS : NULL, T, K, hid,
+                             eng->st));
+    return RL_OK;
+}
+
+static int check(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *e) {
+    const rl_config *c = &eng->m->cfg;
+    if (n <= 0) return rl_errf(e, RL_E_ARG, "rl_cuda_step: no spans");
+    for (int s = 0; s < n; s++) {
+        const rl_cuda_span *sp = &spans[s];
+        if (!sp->seq || !sp->tokens || sp->n <= 0)
+            return rl_errf(e, RL_E_ARG, "rl_cuda_step: span %d is empty or has no sequence", s);
+        if (sp->seq->eng != eng)
+            return rl_errf(e, RL_E_ARG, "rl_cuda_step: span %d's sequence belongs to another engine", s);
+        if (sp->first_pos != sp->seq->pos)
+            return rl_errf(e, RL_E_ARG, "rl_cuda_step: span %d starts at position %d but its "
+                           "sequence is at %d", s, sp->first_pos, sp->seq->pos);
+        if (sp->want != RL_LOGITS_NONE && !sp->logits)
+            return rl_errf(e, RL_E_ARG, "rl_cuda_step: span %d wants logits but has no buffer", s);
+        for (int r = 0; r < s; r++)
+            if (spans[r].seq == sp->seq)
+                return rl_errf(e, RL_E_ARG, "rl_cuda_step: spans %d and %d use the same sequence", r, s);
+        if ((long long)sp->first_pos + sp->n > eng->max_ctx)
+            return rl_errf(e, RL_E_CAPACITY, "sequence would reach %lld tokens, above the context "
+                           "length %d", (long long)sp->first_pos + sp->n, eng->max_ctx);
+        for (int j = 0; j < sp->n; j++)
+            if (sp->tokens[j] < 0 || sp->tokens[j] >= c->vocab_size)
+                return rl_errf(e, RL_E_ARG, "token id %d at index %d is outside the vocabulary "
+                               "[0, %d)", sp->tokens[j], j, c->vocab_size);
+    }
+    return RL_OK;
+}
+
+int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *e) {
+    const rl_model *m = eng->m;
+    const rl_config *c = &m->cfg;
+    TRY(check(eng, spans, n, e));
+    int T = 0, nl = 0, max_n = 0;
+    for (int s = 0; s < n; s++) {
+        T += spans[s].n;
+        nl += spans[s].want == RL_LOGITS_ALL ? spans[s].n : spans[s].want == RL_LOGITS_LAST;
+        if (spans[s].n > max_n) max_n = spans[s].n;
+    }
+    for (int s = 0; s < n; s++) TRY(rl_cu_seq_reserve(spans[s].seq, spans[s].n, e));
+    TRY(ensure_work(eng, T, e));
+    size_t V = (size_t)c->vocab_size;
+    if (nl) TRY(ensure_logits(eng, (size_t)nl * V, e));
+    meta md = {0};
+    TRY(upload_meta(eng, spans, n, T, nl, &md, e));
+    stepctx x = {eng, &md, n, T, max_n};
+    cu_work *w = &eng->w;
+    int hid = c->hidden_size, det = eng->opt.deterministic;
+    float eps = c->rms_norm_eps;
+    CU_TRY(cudaEventRecord(eng->ev0, eng->st));
+    CU_TRY(rl_cu_embed(eng->embed, md.ids, T, hid, w->X, eng->st));
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        const rl_layer *ly = &m->layers[l];
+        const cu_layer *d = &eng->L[l];
+        CU_TRY(rl_cu_rmsnorm(w->X, T, hid, d->in_norm, eps, w->A, det ? NULL : w->XB, eng->st));
+        TRY(attention(&x, ly, d, e));
+        CU_TRY(rl_cu_rmsnorm(w->X, T, hid, d->post_norm, eps, w->A, det ? NULL : w->XB, eng->st));
+        TRY(mlp(&x, ly, d, e));
+    }
+    if (nl) {
+        CU_TRY(rl_cu_gather_rows(w->X, md.lrows, nl, hid, w->LOG, eng->st));
+        CU_TRY(rl_cu_rmsnorm(w->LOG, nl, hid, eng->final_norm, eps, w->LOG, det ? NULL : w->XB,
+                             eng->st));
+        TRY(gemm(eng, eng->lm_head, (int)V, hid, w->LOG, hid, nl, w->LOGITS, (int)V, 0, 1, e));
+    }
+    CU_TRY(cudaEventRecord(eng->ev1, eng->st));
+    size_t r = 0;
+    for (int s = 0; s < n; s++) {
+        const rl_cuda_span *sp = &spans[s];
+        size_t rows = sp->want == RL_LOGITS_ALL ? (size_t)sp->n : sp->want == RL_LOGITS_LAST;
+        if (!rows) continue;
+        CU_TRY(cudaMemcpyAsync(sp->logits, w->LOGITS + r * V, sizeof(float) * rows * V,
+                               cudaMemcpyDeviceToHost, eng->st));
+        r += rows;
+    }
+    CU_TRY(cudaStreamSynchronize(eng->st));
+    CU_TRY(cudaGetLastError());
+    for (int s = 0; s < n; s++) spans[s].seq->pos += spans[s].n;
+    return RL_OK;
+}
+
+double rl_cuda_last_step_seconds(rl_cuda_engine *eng) {
+    float ms = 0;
+    if (cudaEventSynchronize(eng->ev1) != cudaSuccess) return 0;
+    if (cudaEventElapsedTime(&ms, eng->ev0, eng->ev1) != cudaSuccess) return 0;
+    return ms / 1e3;
+}

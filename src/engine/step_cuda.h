@@ -1,0 +1,79 @@
+/* The device forward (CUDA): rl_step's semantics on one GPU (DESIGN.md §1,
+ * §2.4). Weights are uploaded once (matrices as bf16, norms, router and
+ * decay in fp32); each sequence has a device slot (per Lightning layer the
+ * chunk-start state and the stash of the partial chunk, per softmax layer KV
+ * pages in one device pool with the CPU page layout). One call runs a batched
+ * forward over spans of many sequences, mixing prefill pieces and decode
+ * tokens, exactly like rl_step, and copies the requested logits to the host.
+ *
+ * Two GEMM modes:
+ * - default: dense weight GEMMs through cuBLAS (bf16 operands, activations
+ *   rounded to bf16, fp32 accumulation and output); cuBLAS may pick another
+ *   algorithm for another batch size, so logits depend on the batch in the
+ *   last bits;
+ * - deterministic: every GEMM is rl_cu_wgemm (fp32 activations, one fixed
+ *   reduction order for any batch): logits are bitwise independent of the
+ *   other sequences of a step and of the prefill/decode split.
+ * MoE expert GEMMs and the fp32 router use rl_cu_wgemm in both modes.
+ *
+ * Built only with RL_HAVE_CUDA (CMake option RL_CUDA). */
+#ifndef RL_ENGINE_STEP_CUDA_H
+#define RL_ENGINE_STEP_CUDA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/step.h"
+#include "model/model.h"
+
+typedef struct rl_cuda_engine rl_cuda_engine;
+typedef struct rl_cuda_seq rl_cuda_seq;
+
+typedef struct rl_cuda_opts {
+    int device;           /* CUDA device ordinal */
+    bool deterministic;
+    int max_kv_pages;     /* KV pages in the pool (0: enough for 2 full contexts, capped by
+                           * half the free memory) */
+    /* Matrices whose data is NULL (a model made by rl_model_skeleton) get
+     * hashed random bf16 values of this seed instead of an upload. */
+    uint64_t random_seed;
+} rl_cuda_opts;
+
+/* Whether a CUDA device is usable; e gets the reason when not. */
+bool rl_cuda_available(rl_err *e);
+/* "NVIDIA H100 80GB HBM3, 132 SMs, 79.1 GiB" of the device, or the reason
+ * there is none. */
+void rl_cuda_describe(int device, char *buf, size_t n);
+
+int rl_cuda_engine_init(rl_cuda_engine **out, const rl_model *m, const rl_cuda_opts *o,
+                        rl_err *e);
+void rl_cuda_engine_free(rl_cuda_engine *eng);
+/* Device bytes of the uploaded weights and of the KV pool. */
+int64_t rl_cuda_weight_bytes(const rl_cuda_engine *eng);
+int64_t rl_cuda_kv_pool_bytes(const rl_cuda_engine *eng);
+/* Positions a sequence may reach (max_position_embeddings unless changed). */
+void rl_cuda_set_max_ctx(rl_cuda_engine *eng, int max_ctx);
+
+int rl_cuda_seq_new(rl_cuda_engine *eng, rl_cuda_seq **out, rl_err *e);
+void rl_cuda_seq_free(rl_cuda_seq *s);
+int rl_cuda_seq_pos(const rl_cuda_seq *s);
+/* dst becomes a copy of src (state copied, KV pages shared copy-on-write). */
+int rl_cuda_seq_fork(rl_cuda_seq *dst, const rl_cuda_seq *src, rl_err *e);
+
+typedef struct rl_cuda_span {
+    rl_cuda_seq *seq;
+    const int *tokens; /* host */
+    int n;             /* >= 1 */
+    int first_pos;     /* must equal the sequence's position */
+    int want;          /* RL_LOGITS_* */
+    float *logits;     /* host, [n or 1][vocab_size] when want != NONE */
+} rl_cuda_span;
+
+/* rl_step on the device. Every check happens before any state changes. */
+int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n_spans, rl_err *e);
+
+/* Waits for the device and returns the seconds of the last rl_cuda_step's
+ * device work between its first and last kernel (CUDA events). */
+double rl_cuda_last_step_seconds(rl_cuda_engine *eng);
+
+#endif

@@ -1,0 +1,109 @@
+/* Kernels of the device forward other than attention (attn_cuda.h): GEMMs,
+ * norms, RoPE, gates, MoE routing and combine, weight conversion. Plain C
+ * launchers (callable from step_cuda.c); every pointer is a device pointer;
+ * each returns 0 or the CUDA error code of the launch.
+ *
+ * Determinism: every kernel reduces in a fixed order that depends only on
+ * the reduced length (block sizes are constants), never on the number of
+ * rows or a row's place in the launch. rl_cu_wgemm in particular computes an
+ * output element with the same FMAs for any T, tile or grouping: lane l of a
+ * warp sums k = 8l..8l+7 (+256j, ascending) with fmaf, then the 32 lane
+ * partials combine in one fixed butterfly. */
+#ifndef RL_OPS_CUDA_FWD_CUDA_H
+#define RL_OPS_CUDA_FWD_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* y[r][o] (= or +=) sum_k x[xr(r)][k] * W_e[o][k], fp32 activations and
+ * accumulation, W bf16 (w_f32 = 0) or fp32 (w_f32 = 1), [N][K] row-major.
+ * Dense (offsets == NULL): rows r < T, xr(r) = r, yr(r) = r, e = 0.
+ * Grouped (MoE): rows are sorted by expert, expert e owns rows
+ * [offsets[e], offsets[e+1]) and tiles [tile_off[e], tile_off[e+1]) of 8 rows;
+ * W_e = W + e * wstride elements; xr(r) = xrow ? xrow[r] / xdiv : r and
+ * yr(r) = yrow ? yrow[r] : r. max_tiles bounds tile_off[E] (the launch size). */
+typedef struct rl_cu_gemm {
+    const void *W;
+    int w_f32, N, K;
+    size_t wstride;
+    const float *x;
+    int ldx;
+    const int *xrow;
+    int xdiv;
+    float *y;
+    int ldy;
+    const int *yrow;
+    int accumulate;
+    int T;
+    const int *offsets, *tile_off;
+    int E, max_tiles;
+} rl_cu_gemm;
+int rl_cu_wgemm(const rl_cu_gemm *g, void *stream);
+
+/* x[t] = float(E[ids[t]]), E bf16 [V][dim]. */
+int rl_cu_embed(const uint16_t *E, const int *ids, int T, int dim, float *x, void *stream);
+
+/* y[r] = w * (x[r] * 1/sqrt(mean(x[r]^2) + eps)) (y may be x); ybf (may be
+ * NULL) also gets y rounded to bf16, row stride dim. */
+int rl_cu_rmsnorm(const float *x, int T, int dim, const float *w, float eps, float *y,
+                  uint16_t *ybf, void *stream);
+
+/* In place on qkv rows (stride ld): SiLU over the first silu_width columns
+ * (0: none), then QK-norm (qn/kn, NULL: none) and partial NeoX RoPE (rot > 0,
+ * cos/sin per token in cs [T][rot]) of nq query heads at column 0 and nk key
+ * heads at column nq*D. */
+int rl_cu_qk_prep(float *qkv, int T, int ld, int nq, int nk, int D, int silu_width,
+                  const float *qn, const float *kn, float eps, int rot, const float *cs,
+                  void *stream);
+
+/* Lightning output group RMSNorm and sigmoid gate (SPEC §3.5 steps 8-9). */
+int rl_cu_group_norm_gate(const float *o, const float *gate, int T, int dim, int groups,
+                          const float *w, float eps, float *y, void *stream);
+
+/* h1[i] = silu(h1[i]) * h2[i], n elements. */
+int rl_cu_swiglu(float *h1, const float *h2, size_t n, void *stream);
+
+/* y[i] = bf16(x[i]) for rows of dim floats (x stride ldx, y dense). */
+int rl_cu_to_bf16(const float *x, int rows, int dim, int ldx, uint16_t *y, void *stream);
+
+/* dst[i] = src[rows[i]] for n rows of dim floats. */
+int rl_cu_gather_rows(const float *src, const int *rows, int n, int dim, float *dst,
+                      void *stream);
+
+/* MoE router (src/model/router.c on the device): per token, sigmoid of the
+ * logits [T][E], group-limited top-k with bias for selection only, ties to
+ * the lower index, normalized weights times scale. scratch: T*(3E+2G) floats. */
+int rl_cu_route(const float *logits, int T, int E, int K, int G, int topk_group,
+                float scale, const float *bias, float *scratch, int *sel, float *wt,
+                void *stream);
+
+/* Sorts the T*K assignments (t*K + r) by expert, keeping (t, r) order within
+ * an expert: rows[offsets[e] ..] = assignment ids; tile_off[e] = first tile
+ * of 8 rows of expert e. counts: E ints of scratch. */
+int rl_cu_moe_bucket(const int *sel, int TK, int E, int *counts, int *offsets, int *tile_off,
+                     int *rows, void *stream);
+
+/* x[t] += sum_r wt[t][r] * yk[t*K + r] (+ ys[t] when ys != NULL), in the CPU's
+ * order. */
+int rl_cu_moe_combine(float *x, const float *yk, const float *wt, const float *ys, int T, int K,
+                      int dim, void *stream);
+
+/* Weight conversion at upload: n elements of src (dtype: 0 f32, 1 f16, 2
+ * bf16) to bf16 or to fp32. F8 E4M3 with block scales to bf16. */
+int rl_cu_convert_bf16(const void *src, int dtype, size_t n, uint16_t *dst, void *stream);
+int rl_cu_convert_f32(const void *src, int dtype, size_t n, float *dst, void *stream);
+int rl_cu_f8_to_bf16(const uint8_t *src, int rows, int cols, const float *scale, int sbr,
+                     int sbc, uint16_t *dst, void *stream);
+/* bf16 uniform values in [-bound, bound) from a hash of (seed, index): the
+ * random weights of benchmark models built without a checkpoint. */
+int rl_cu_fill_random_bf16(uint16_t *dst, size_t n, uint64_t seed, float bound, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

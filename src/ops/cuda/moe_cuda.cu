@@ -1,0 +1,160 @@
+/* MoE on the device: the router of src/model/router.c (one thread per token,
+ * the same loops and tie rules), the sort of assignments by expert (stable:
+ * (token, choice) order within an expert, so a token's expert rows do not
+ * depend on the launch), and the weighted combine in the CPU's order. */
+#include <cuda_runtime.h>
+
+#include "ops/cuda/fwd_cuda.h"
+
+namespace {
+
+__device__ int argmax_allowed(const float *v, const float *allowed, int n) {
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (allowed[i] != 0.0f && (best < 0 || v[i] > v[best])) best = i;
+    return best;
+}
+
+__global__ void route_kernel(const float *logits, int T, int E, int K, int G, int topk_group,
+                             float scale, const float *bias, float *scratch, int *sel_out,
+                             float *w_out) {
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= T) return;
+    const float *z = logits + (size_t)t * E;
+    float *sig = scratch + (size_t)t * (3 * E + 2 * G), *b = sig + E, *allowed = b + E;
+    float *gscore = allowed + E, *gallowed = gscore + G;
+    int *sel = sel_out + (size_t)t * K;
+    float *w = w_out + (size_t)t * K;
+    for (int e = 0; e < E; e++) {
+        sig[e] = 1.0f / (1.0f + expf(-z[e]));
+        b[e] = sig[e] + bias[e];
+    }
+    if (G > 1) {
+        int gs = E / G;
+        for (int g = 0; g < G; g++) {
+            const float *x = b + g * gs;
+            int i1 = 0;
+            for (int i = 1; i < gs; i++)
+                if (x[i] > x[i1]) i1 = i;
+            int i2 = i1 == 0 ? 1 : 0;
+            for (int i = 0; i < gs; i++)
+                if (i != i1 && x[i] > x[i2]) i2 = i;
+            gscore[g] = x[i1] + x[i2];
+            gallowed[g] = 1.0f;
+        }
+        for (int e = 0; e < E; e++) allowed[e] = 0.0f;
+        for (int r = 0; r < topk_group; r++) {
+            int g = argmax_allowed(gscore, gallowed, G);
+            gallowed[g] = 0.0f;
+            for (int i = 0; i < gs; i++) allowed[g * gs + i] = 1.0f;
+        }
+    } else {
+        for (int e = 0; e < E; e++) allowed[e] = 1.0f;
+    }
+    float sum = 0.0f;
+    for (int r = 0; r < K; r++) {
+        int e = argmax_allowed(b, allowed, E);
+        sel[r] = e;
+        allowed[e] = 0.0f;
+        sum += sig[e];
+    }
+    for (int r = 0; r < K; r++) {
+        float x = sig[sel[r]];
+        if (K > 1) x = x / (sum + 1e-20f);
+        w[r] = x * scale;
+    }
+}
+
+constexpr int BT = 256;
+
+/* one block per expert: how many assignments chose it */
+__global__ void count_kernel(const int *sel, int TK, int *counts) {
+    __shared__ int sh[BT / 32];
+    int e = blockIdx.x, c = 0;
+    for (int i = threadIdx.x; i < TK; i += BT) c += sel[i] == e;
+    for (int s = 16; s >= 1; s >>= 1) c += __shfl_xor_sync(0xffffffffu, c, s);
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = c;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int t = 0;
+        for (int i = 0; i < BT / 32; i++) t += sh[i];
+        counts[e] = t;
+    }
+}
+
+__global__ void scan_kernel(const int *counts, int E, int *offsets, int *tile_off) {
+    if (threadIdx.x != 0) return;
+    int o = 0, t = 0;
+    for (int e = 0; e < E; e++) {
+        offsets[e] = o;
+        tile_off[e] = t;
+        o += counts[e];
+        t += (counts[e] + 7) / 8;
+    }
+    offsets[E] = o;
+    tile_off[E] = t;
+}
+
+/* one block per expert: writes its assignments in ascending order */
+__global__ void fill_kernel(const int *sel, int TK, const int *offsets, int *rows) {
+    __shared__ int wsum[BT / 32];
+    int e = blockIdx.x, base = offsets[e];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int c0 = 0; c0 < TK; c0 += BT) {
+        int i = c0 + threadIdx.x;
+        bool hit = i < TK && sel[i] == e;
+        unsigned m = __ballot_sync(0xffffffffu, hit);
+        if (lane == 0) wsum[warp] = __popc(m);
+        __syncthreads();
+        int before = 0, total = 0;
+        for (int w = 0; w < BT / 32; w++) {
+            if (w < warp) before += wsum[w];
+            total += wsum[w];
+        }
+        if (hit) rows[base + before + __popc(m & ((1u << lane) - 1u))] = i;
+        base += total;
+        __syncthreads();
+    }
+}
+
+__global__ void combine_kernel(float *x, const float *yk, const float *wt, const float *ys, int K,
+                               int dim) {
+    int t = blockIdx.x;
+    const float *w = wt + (size_t)t * K;
+    for (int d = threadIdx.x; d < dim; d += BT) {
+        float acc = 0.0f;
+        for (int r = 0; r < K; r++) acc += w[r] * yk[((size_t)t * K + r) * dim + d];
+        if (ys) acc += ys[(size_t)t * dim + d];
+        x[(size_t)t * dim + d] += acc;
+    }
+}
+
+} // namespace
+
+extern "C" {
+
+int rl_cu_route(const float *logits, int T, int E, int K, int G, int topk_group, float scale,
+                const float *bias, float *scratch, int *sel, float *wt, void *stream) {
+    if (T <= 0) return 0;
+    route_kernel<<<(T + 63) / 64, 64, 0, (cudaStream_t)stream>>>(logits, T, E, K, G, topk_group,
+                                                                 scale, bias, scratch, sel, wt);
+    return (int)cudaGetLastError();
+}
+
+int rl_cu_moe_bucket(const int *sel, int TK, int E, int *counts, int *offsets, int *tile_off,
+                     int *rows, void *stream) {
+    cudaStream_t s = (cudaStream_t)stream;
+    count_kernel<<<E, BT, 0, s>>>(sel, TK, counts);
+    scan_kernel<<<1, 32, 0, s>>>(counts, E, offsets, tile_off);
+    fill_kernel<<<E, BT, 0, s>>>(sel, TK, offsets, rows);
+    return (int)cudaGetLastError();
+}
+
+int rl_cu_moe_combine(float *x, const float *yk, const float *wt, const float *ys, int T, int K,
+                      int dim, void *stream) {
+    if (T <= 0) return 0;
+    combine_kernel<<<T, BT, 0, (cudaStream_t)stream>>>(x, yk, wt, ys, K, dim);
+    return (int)cudaGetLastError();
+}
+
+} // extern "C"

@@ -1,0 +1,186 @@
+/* Row-wise kernels of the device forward: embedding gather, RMSNorm, SiLU +
+ * QK-norm + partial RoPE, group RMSNorm + sigmoid gate, SwiGLU, bf16 copies
+ * for the library GEMM, row gather. Sums of squares reduce in a fixed order
+ * (strided per thread, then a fixed tree) that depends only on the length. */
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "ops/cuda/fwd_cuda.h"
+
+namespace {
+
+constexpr int NT = 256;
+
+__device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int s = 16; s >= 1; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
+    return v;
+}
+
+/* Sum over a block of NT threads, fixed order; every thread gets the total. */
+__device__ float block_sum(float v, float *sh) {
+    v = warp_sum(v);
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+    __syncthreads();
+    if (l == 0) sh[w] = v;
+    __syncthreads();
+    float t = 0.0f;
+#pragma unroll
+    for (int i = 0; i < NT / 32; i++) t += sh[i];
+    return t;
+}
+
+__global__ void embed_kernel(const uint16_t *E, const int *ids, int dim, float *x) {
+    const uint16_t *row = E + (size_t)ids[blockIdx.x] * dim;
+    float *y = x + (size_t)blockIdx.x * dim;
+    for (int i = threadIdx.x; i < dim; i += NT) y[i] = __uint_as_float((uint32_t)row[i] << 16);
+}
+
+__global__ void rmsnorm_kernel(const float *x, int dim, const float *w, float eps, float *y,
+                               uint16_t *ybf) {
+    __shared__ float sh[NT / 32];
+    const float *xr = x + (size_t)blockIdx.x * dim;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < dim; i += NT) ss = fmaf(xr[i], xr[i], ss);
+    ss = block_sum(ss, sh);
+    float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+    float *yr = y + (size_t)blockIdx.x * dim;
+    for (int i = threadIdx.x; i < dim; i += NT) {
+        float v = w[i] * (xr[i] * inv);
+        yr[i] = v;
+        if (ybf) ybf[(size_t)blockIdx.x * dim + i] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+    }
+}
+
+/* one block per token; SiLU over the row, then one warp per head */
+__global__ void qk_prep_kernel(float *qkv, int ld, int nq, int nk, int D, int silu_width,
+                               const float *qn, const float *kn, float eps, int rot,
+                               const float *cs) {
+    float *row = qkv + (size_t)blockIdx.x * ld;
+    if (silu_width) {
+        for (int i = threadIdx.x; i < silu_width; i += NT) row[i] = row[i] * sigmoidf_(row[i]);
+        __syncthreads();
+    }
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = rot / 2;
+    const float *c = cs + (size_t)blockIdx.x * rot, *sn = c + half;
+    for (int h = warp; h < nq + nk; h += NT / 32) {
+        float *x = row + (size_t)h * D;
+        const float *w = h < nq ? qn : kn;
+        float inv = 1.0f;
+        if (w) {
+            float ss = 0.0f;
+            for (int d = lane; d < D; d += 32) ss = fmaf(x[d], x[d], ss);
+            ss = warp_sum(ss);
+            inv = 1.0f / sqrtf(ss / (float)D + eps);
+        }
+        for (int j = lane; j < half; j += 32) {
+            float a = x[j], b = x[j + half];
+            if (w) {
+                a = w[j] * (a * inv);
+                b = w[j + half] * (b * inv);
+            }
+            x[j] = a * c[j] - b * sn[j];
+            x[j + half] = b * c[j] + a * sn[j];
+        }
+        if (w)
+            for (int d = rot + lane; d < D; d += 32) x[d] = w[d] * (x[d] * inv);
+    }
+}
+
+/* one block per token, one warp per group */
+__global__ void group_norm_gate_kernel(const float *o, const float *gate, int dim, int groups,
+                                       const float *w, float eps, float *y) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gs = dim / groups;
+    size_t base = (size_t)blockIdx.x * dim;
+    for (int g = warp; g < groups; g += NT / 32) {
+        const float *og = o + base + (size_t)g * gs;
+        float ss = 0.0f;
+        for (int i = lane; i < gs; i += 32) ss = fmaf(og[i], og[i], ss);
+        ss = warp_sum(ss);
+        float inv = 1.0f / sqrtf(ss / (float)gs + eps);
+        for (int i = lane; i < gs; i += 32) {
+            size_t c = (size_t)g * gs + i;
+            y[base + c] = o[base + c] * inv * w[c] * sigmoidf_(gate[base + c]);
+        }
+    }
+}
+
+__global__ void swiglu_kernel(float *h1, const float *h2, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT) {
+        float g = h1[i];
+        h1[i] = g * sigmoidf_(g) * h2[i];
+    }
+}
+
+__global__ void to_bf16_kernel(const float *x, int dim, int ldx, uint16_t *y) {
+    const float *xr = x + (size_t)blockIdx.x * ldx;
+    uint16_t *yr = y + (size_t)blockIdx.x * dim;
+    for (int i = threadIdx.x; i < dim; i += NT) yr[i] = __bfloat16_as_ushort(__float2bfloat16_rn(xr[i]));
+}
+
+__global__ void gather_kernel(const float *src, const int *rows, int dim, float *dst) {
+    const float *s = src + (size_t)rows[blockIdx.x] * dim;
+    float *d = dst + (size_t)blockIdx.x * dim;
+    for (int i = threadIdx.x; i < dim; i += NT) d[i] = s[i];
+}
+
+int grid_for(size_t n) {
+    size_t b = (n + NT - 1) / NT;
+    return (int)(b > 65536 ? 65536 : (b ? b : 1));
+}
+
+} // namespace
+
+extern "C" {
+
+int rl_cu_embed(const uint16_t *E, const int *ids, int T, int dim, float *x, void *stream) {
+    if (T <= 0) return 0;
+    embed_kernel<<<T, NT, 0, (cudaStream_t)stream>>>(E, ids, dim, x);
+    return (int)cudaGetLastError();
+}
+
+int rl_cu_rmsnorm(const float *x, int T, int dim, const float *w, float eps, float *y,
+                  uint16_t *ybf, void *stream) {
+    if (T <= 0) return 0;
+    rmsnorm_kernel<<<T, NT, 0, (cudaStream_t)stream>>>(x, dim, w, eps, y, ybf);
+    return (int)cudaGetLastError();
+}
+
+int rl_cu_qk_prep(float *qkv, int T, int ld, int nq, int nk, int D, int silu_width,
+                  const float *qn, const float *kn, float eps, int rot, const float *cs,
+                  void *stream) {
+    if (T <= 0) return 0;
+    qk_prep_kernel<<<T, NT, 0, (cudaStream_t)stream>>>(qkv, ld, nq, nk, D, silu_width, qn, kn,
+                                                       eps, rot, cs);
+    return (int)cudaGetLastError();
+}
+
+int rl_cu_group_norm_gate(const float *o, const float *gate, int T, int dim, int groups,
+                          const float *w, float eps, float *y, void *stream) {
+    if (T <= 0) return 0;
+    group_norm_gate_kernel<<<T, NT, 0, (cudaStream_t)stream>>>(o, gate, dim, groups, w, eps, y);
+    return (int)cudaGetLastError();
+}
+
+int rl_cu_swiglu(float *h1, const float *h2, size_t n, void *stream) {
+    if (!n) return 0;
+    swiglu_kernel<<<grid_for(n), NT, 0, (cudaStream_t)stream>>>(h1, h2, n);
+    return (int)cudaGetLastError();
+}
+
+int rl_cu_to_bf16(const float *x, int rows, int dim, int ldx, uint16_t *y, void *stream) {
+    if (rows <= 0) return 0;
+    to_bf16_kernel<<<rows, NT, 0, (cudaStream_t)stream>>>(x, dim, ldx, y);
+    return (int)cudaGetLastError();
+}
+
+int rl_cu_gather_rows(const float *src, const int *rows, int n, int dim, float *dst,
+                      void *stream) {
+    if (n <= 0) return 0;
+    gather_kernel<<<n, NT, 0, (cudaStream_t)stream>>>(src, rows, dim, dst);
+    return (int)cudaGetLastError();
+}
+
+} // extern "C"
