@@ -30,7 +30,23 @@
  * sequence's data and position, never on the other spans of the step, the
  * step split, or the launch shape (fixed tile order, no data-dependent
  * split-K). In `deterministic` mode this holds bitwise; the default mode may
- * use a split over keys for long decode contexts and says so here. */
+ * use a split over keys for long decode contexts and says so here.
+ *
+ * What the kernels do (lightning_cuda.cu, gqa_cuda.cu):
+ * - rl_cu_lightning is bitwise split-invariant in both modes (tf32 tensor
+ *   cores, fp32 state; one formula per token and per chunk fold whatever the
+ *   step split); `deterministic` changes nothing there.
+ * - rl_cu_gqa (bf16 tensor cores, fp32 softmax): without `deterministic`, a
+ *   step whose spans each fit one tile (decode-sized: n * H/Hkv <= 128 rows)
+ *   and that has few (span, kv head) pairs splits each span's pages over
+ *   several blocks and merges the partial softmaxes, so its bits depend on
+ *   the batch size. With `deterministic` a row is computed by the same
+ *   instructions in prefill and decode.
+ * - Scratch memory (Lightning: n_spans * ((max_n + 62) / 64 + 1) * H * D * D
+ *   floats; GQA split partials) is allocated on first use and grown when a
+ *   larger step comes; growing synchronizes the device, so run the largest
+ *   step once before capturing a graph. One host thread at a time.
+ * - S, kst, vst and the pool must be 16-byte aligned (cudaMalloc is). */
 #ifndef RL_OPS_CUDA_ATTN_CUDA_H
 #define RL_OPS_CUDA_ATTN_CUDA_H
 
@@ -76,6 +92,9 @@ int rl_cu_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span *
               int n_spans, int max_n, const int *const *page_tables, const float *pool,
               size_t page_floats, int layer, int H, int Hkv, int D, float scale,
               int deterministic, void *stream);
+
+/* Frees the kernels' scratch memory (after synchronizing the device). */
+void rl_cu_attn_release(void);
 
 #ifdef __cplusplus
 }
