@@ -55,6 +55,10 @@ static const char *help =
     "  --eval-every N        validate every N steps (default 50; 0 = at the end)\n"
     "  --eval-windows N      validation windows per evaluation (default 32; 0 = all)\n"
     "  --save-every N        save every N steps (default 0 = at the end and on Ctrl-C)\n"
+    "  --recompute M         auto (default), on, off: keep only each layer's input in the\n"
+    "                        forward and recompute its activations in the backward (same\n"
+    "                        results bitwise, one more forward); auto: on when a window's\n"
+    "                        whole activation tape would exceed 1 GiB\n"
     "  --stop-at N           save and stop after step N (as Ctrl-C would)\n"
     "  -t, --threads N       threads (default: all cores)\n";
 
@@ -115,6 +119,13 @@ static int set_opt(opts *o, const char *a, const char *v) {
         if (*end || end == v || !(d >= 0 && d < 1)) return app_fail("--val-fraction needs a number in [0, 1)");
         o->c.val_fraction = d;
         json_object_set_new(o->record, key, json_real(d));
+        return 0;
+    }
+    if (!strcmp(key, "recompute")) {
+        int r = rl_recompute_parse(v);
+        if (r < 0) return app_fail("--recompute: auto, on or off");
+        o->c.recompute = (rl_recompute)r;
+        json_object_set_new(o->record, key, json_string(v));
         return 0;
     }
     if (!strcmp(key, "init-dtype")) {
@@ -306,6 +317,11 @@ int cmd_train(int argc, char **argv) {
            (long long)t.loader.n_val, o.c.seq_len, B, o.c.sched.lr, o.c.sched.lr_min,
            (long long)o.c.sched.warmup, (long long)o.c.steps,
            o.resume ? "" : "");
+    bool rec = rl_recompute_resolve(o.c.recompute, &t.m, o.c.seq_len + 1);
+    double tape_mib = rl_tape_bytes(&t.m, o.c.seq_len + 1, rec) / 1048576.0;
+    printf("train: activation tape %.1f MiB per window (recompute %s: %s; whole tape %.1f MiB)\n",
+           tape_mib, rl_recompute_name(o.c.recompute), rec ? "on" : "off",
+           rl_tape_bytes(&t.m, o.c.seq_len + 1, false) / 1048576.0);
     if (o.resume) printf("train: resuming at step %lld (epoch %lld, window %lld)\n", (long long)t.st.step,
                          (long long)t.st.loader.epoch, (long long)t.st.loader.index);
     fflush(stdout);
@@ -326,7 +342,7 @@ int cmd_train(int argc, char **argv) {
         printf("step %lld/%lld | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s", s, (long long)o.c.steps,
                info.loss, info.lr, info.grad_norm, (double)info.tokens / dt);
         if (info.balance > 0) printf(" | load max/mean %.2f cv %.2f", info.balance, info.balance_cv);
-        printf("\n");
+        printf(" | tape %.1f MiB\n", tape_mib);
         double vl = NAN;
         bool last = t.st.step == o.c.steps;
         if ((o.c.eval_every && s % o.c.eval_every == 0) || last) {

@@ -347,17 +347,20 @@ static int prepare(rl_engine *eng, const rl_span *spans, int n_spans, int *T_out
     return RL_OK;
 }
 
-static int step(rl_engine *eng, const rl_span *spans, int n_spans, rl_tape *tape, rl_err *e) {
+/* Checks the spans and sizes the workspace for them (everything that can
+ * fail), then fills the per-token tables and the KV page tables' storage.
+ * Nothing is touched on error. */
+static int setup(rl_engine *eng, const rl_span *spans, int n_spans, int cap_T, int *T_out,
+                 int *pages_out, rl_err *e) {
     rl_model *m = eng->m;
     const rl_config *c = &m->cfg;
     rl_workspace *ws = eng->ws;
     int T = 0, maxkeys = 1, total_pages = 0;
-    if (tape) {
+    if (cap_T >= 0) {
         int nt = 0;
         for (int s = 0; s < n_spans; s++) nt += spans[s].n > 0 ? spans[s].n : 0;
-        if (nt > tape->cap_T)
-            return rl_errf(e, RL_E_ARG, "rl_step_train: %d tokens but the tape holds %d", nt,
-                           tape->cap_T);
+        if (nt > cap_T)
+            return rl_errf(e, RL_E_ARG, "rl_step_train: %d tokens but the tape holds %d", nt, cap_T);
     }
     int rc = prepare(eng, spans, n_spans, &T, &maxkeys, &total_pages, e);
     if (rc) return rc;
@@ -421,40 +424,70 @@ static int step(rl_engine *eng, const rl_span *spans, int n_spans, rl_tape *tape
             ws->tok_pos[t] = spans[s].first_pos + j;
             ws->tok_span[t] = s;
         }
-    float *X = ws->buf[B_X], *A = ws->buf[B_A], *cs = ws->buf[B_ROPE];
+    *T_out = T;
+    *pages_out = total_pages;
+    return RL_OK;
+}
+
+/* One decoder layer over the step's T tokens: the residual ws->buf[B_X] in,
+ * the residual out in place. The layer reads and advances only its own state
+ * in the spans' slots (its Lightning state and stash, or its KV pages). */
+static void run_layer(rl_engine *eng, int l, const rl_span *spans, int n_spans, int T,
+                      const float *cs, int total_pages, const rl_tape_layer *tl) {
+    rl_model *m = eng->m;
+    const rl_config *c = &m->cfg;
+    rl_workspace *ws = eng->ws;
+    const rl_layer *ly = &m->layers[l];
+    int hid = c->hidden_size;
+    float *X = ws->buf[B_X], *A = ws->buf[B_A];
     const float **pgk = ws->pg, **pgv = ws->pg + total_pages;
+    m->ops->rmsnorm(X, T, hid, ly->in_norm, c->rms_norm_eps, A);
+    TAPE(a_in, A, (size_t)T * hid);
+    if (ly->softmax)
+        softmax_attention(eng, ly, spans, n_spans, T, cs, pgk, pgv, tl);
+    else
+        linear_attention(eng, ly, spans, n_spans, T, cs, tl);
+    TAPE(x_mid, X, (size_t)T * hid);
+    m->ops->rmsnorm(X, T, hid, ly->post_norm, c->rms_norm_eps, A);
+    TAPE(a_mlp, A, (size_t)T * hid);
+    if (ly->moe) {
+        moe_mlp(eng, ly, T, tl);
+    } else {
+        float *Y = ws->buf[B_Y];
+        swiglu_mlp(m, &ly->gate, &ly->up, &ly->down, A, hid, T, ws->buf[B_M1], ws->buf[B_M2],
+                   Y, hid, tl ? tl->h1 : NULL, tl ? tl->h2 : NULL, NULL);
+        size_t n = (size_t)T * hid;
+        for (size_t i = 0; i < n; i++) X[i] += Y[i];
+    }
+}
+
+static int step(rl_engine *eng, const rl_span *spans, int n_spans, rl_tape *tape, rl_err *e) {
+    rl_model *m = eng->m;
+    const rl_config *c = &m->cfg;
+    rl_workspace *ws = eng->ws;
+    int T = 0, total_pages = 0;
+    int rc = setup(eng, spans, n_spans, tape ? tape->cap_T : -1, &T, &total_pages, e);
+    if (rc) return rc;
+    int hid = c->hidden_size;
+    int n_logit_rows = 0, n_logit_spans = 0;
+    for (int s = 0; s < n_spans; s++) {
+        n_logit_rows += spans[s].want == RL_LOGITS_ALL ? spans[s].n : spans[s].want == RL_LOGITS_LAST;
+        n_logit_spans += spans[s].want != RL_LOGITS_NONE;
+    }
+    float *X = ws->buf[B_X], *cs = ws->buf[B_ROPE];
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < T; i++) m->ops->embed(&m->embed, ws->tok_id[i], X + (size_t)i * hid);
     rope_tables(m, ws->tok_pos, T, cs);
     if (tape && tape->cs) memcpy(tape->cs, cs, sizeof(float) * (size_t)T * c->rotary_dim);
     for (int l = 0; l < c->num_hidden_layers; l++) {
-        const rl_layer *ly = &m->layers[l];
         const rl_tape_layer *tl = tape ? &tape->layers[l] : NULL;
         TAPE(x_in, X, (size_t)T * hid);
-        m->ops->rmsnorm(X, T, hid, ly->in_norm, c->rms_norm_eps, A);
-        TAPE(a_in, A, (size_t)T * hid);
-        if (ly->softmax)
-            softmax_attention(eng, ly, spans, n_spans, T, cs, pgk, pgv, tl);
-        else
-            linear_attention(eng, ly, spans, n_spans, T, cs, tl);
-        TAPE(x_mid, X, (size_t)T * hid);
-        m->ops->rmsnorm(X, T, hid, ly->post_norm, c->rms_norm_eps, A);
-        TAPE(a_mlp, A, (size_t)T * hid);
-        if (ly->moe) {
-            moe_mlp(eng, ly, T, tl);
-        } else {
-            float *Y = ws->buf[B_Y];
-            swiglu_mlp(m, &ly->gate, &ly->up, &ly->down, A, hid, T, ws->buf[B_M1], ws->buf[B_M2],
-                       Y, hid, tl ? tl->h1 : NULL, tl ? tl->h2 : NULL, NULL);
-            size_t n = (size_t)T * hid;
-            for (size_t i = 0; i < n; i++) X[i] += Y[i];
-        }
+        run_layer(eng, l, spans, n_spans, T, cs, total_pages, tl);
     }
     if (tape && tape->x_final) memcpy(tape->x_final, X, sizeof(float) * (size_t)T * hid);
     /* final norm and LM head, only for the rows that want logits */
     float *L = ws->buf[B_LOG];
-    int r = 0;
-    t = 0;
+    int r = 0, t = 0;
     for (int s = 0; s < n_spans; s++) {
         const rl_span *sp = &spans[s];
         if (sp->want == RL_LOGITS_ALL) {
@@ -495,4 +528,19 @@ int rl_step(rl_engine *eng, const rl_span *spans, int n_spans, rl_err *e) {
 
 int rl_step_train(rl_engine *eng, const rl_span *spans, int n_spans, rl_tape *tape, rl_err *e) {
     return step(eng, spans, n_spans, tape, e);
+}
+
+int rl_step_train_layer(rl_engine *eng, const rl_span *spans, int n_spans, int layer,
+                        const float *x_in, rl_tape_layer *tl, rl_err *e) {
+    const rl_config *c = &eng->m->cfg;
+    if (layer < 0 || layer >= c->num_hidden_layers)
+        return rl_errf(e, RL_E_ARG, "rl_step_train_layer: no layer %d", layer);
+    int T = 0, total_pages = 0;
+    int rc = setup(eng, spans, n_spans, -1, &T, &total_pages, e);
+    if (rc) return rc;
+    rl_workspace *ws = eng->ws;
+    memcpy(ws->buf[B_X], x_in, sizeof(float) * (size_t)T * c->hidden_size);
+    rope_tables(eng->m, ws->tok_pos, T, ws->buf[B_ROPE]);
+    run_layer(eng, layer, spans, n_spans, T, ws->buf[B_ROPE], total_pages, tl);
+    return RL_OK;
 }

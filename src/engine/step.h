@@ -69,4 +69,15 @@ typedef struct rl_tape {
 /* rl_step, recording the tape (tape->cap_T >= the step's tokens). */
 int rl_step_train(rl_engine *eng, const rl_span *spans, int n_spans, rl_tape *tape, rl_err *e);
 
+/* Recomputation for activation checkpointing: runs decoder layer `layer`
+ * alone over the spans, from its residual input x_in [T][hidden] (what the
+ * tape's x_in of that layer held), recording tl (tl->x_in is not written).
+ * It is the code of rl_step's layer loop, so the recorded values are
+ * bitwise those of rl_step_train, provided the layer's state in the slots is
+ * what it was when that step ran (for a window from position 0: fresh
+ * slots; layers read and advance only their own state, so one fresh slot
+ * serves every layer once). Slot positions are not advanced. */
+int rl_step_train_layer(rl_engine *eng, const rl_span *spans, int n_spans, int layer,
+                        const float *x_in, rl_tape_layer *tl, rl_err *e);
+
 #endif

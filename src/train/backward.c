@@ -17,8 +17,13 @@
 
 typedef struct bctx {
     const rl_model *m;
+    rl_engine *eng;
     int T;
-    const rl_tape *tape;
+    rl_tape *tape;
+    /* recomputation: the work layer and the fresh-slot span its layers rerun
+     * over (NULL: the tape is whole) */
+    const rl_tape_layer *work;
+    const rl_span *span;
     rl_grads *g;
     float *dX, *dA; /* [T][hid] */
     int fail;
@@ -234,8 +239,19 @@ static int backward(bctx *b, const int *ids, rl_err *e) {
     size_t n = (size_t)T * hid;
     for (int l = c->num_hidden_layers - 1; l >= 0 && !b->fail; l--) {
         const rl_layer *ly = &m->layers[l];
-        const rl_tape_layer *tl = &b->tape->layers[l];
+        rl_tape_layer *tl = &b->tape->layers[l], saved = *tl;
         rl_layer_grads *lg = &b->g->layers[l];
+        if (b->work) {
+            /* this layer's full tape, recomputed from its checkpoint: the
+             * forward's own code, so bitwise the values a whole tape holds */
+            *tl = *b->work;
+            tl->x_in = saved.x_in;
+            int rc = rl_step_train_layer(b->eng, b->span, 1, l, saved.x_in, tl, e);
+            if (rc) {
+                *tl = saved;
+                return rc;
+            }
+        }
         memset(b->dA, 0, sizeof(float) * n);
         if (ly->moe)
             moe_bwd(b, l);
@@ -251,6 +267,7 @@ static int backward(bctx *b, const int *ids, rl_err *e) {
             linear_bwd(b, l);
         rl_bwd_rmsnorm(tl->x_in, T, hid, ly->in_norm, c->rms_norm_eps, b->dA, b->dX,
                        lg->in_norm);
+        *tl = saved;
     }
     if (b->fail) return rl_errf(e, RL_E_NOMEM, "out of memory (backward, %d tokens)", T);
     for (int t = 0; t < T; t++) {
@@ -271,15 +288,25 @@ static int forward(rl_engine *eng, const int *ids, int n, rl_tape *tape, rl_err 
     return rc;
 }
 
-int rl_train_grad(rl_engine *eng, const int *ids, int n, rl_grads *g, float *loss, rl_err *e) {
+int rl_train_grad(rl_engine *eng, const int *ids, int n, rl_recompute mode, rl_grads *g,
+                  float *loss, rl_err *e) {
     const rl_model *m = eng->m;
     if (n < 2) return rl_errf(e, RL_E_ARG, "rl_train_grad: need at least 2 tokens, got %d", n);
     if (m->cfg.num_experts > 0 && m->cfg.num_experts_per_tok > 64)
         return rl_errf(e, RL_E_ARG, "rl_train_grad: at most 64 experts per token");
+    bool rec = rl_recompute_resolve(mode, m, n);
     rl_tape tape;
-    int rc = rl_tape_alloc(&tape, m, n, e);
+    rl_tape_layer work = {0};
+    rl_slot slot = {0};
+    bool have_slot = false;
+    int rc = rec ? rl_tape_alloc_checkpoints(&tape, m, n, e) : rl_tape_alloc(&tape, m, n, e);
     if (rc) return rc;
     float *dX = NULL, *dA = NULL;
+    if (rec) {
+        if ((rc = rl_tape_layer_alloc(&work, m, n, e))) goto out;
+        if ((rc = rl_slot_init(&slot, m, e))) goto out;
+        have_slot = true;
+    }
     rc = forward(eng, ids, n, &tape, e);
     if (rc) goto out;
     dX = calloc((size_t)n * m->cfg.hidden_size, sizeof(float));
@@ -290,11 +317,17 @@ int rl_train_grad(rl_engine *eng, const int *ids, int n, rl_grads *g, float *los
     }
     rc = rl_loss_head(m, tape.x_final, ids, n, NULL, g, dX, loss, e);
     if (rc) goto out;
-    bctx b = {.m = m, .T = n, .tape = &tape, .g = g, .dX = dX, .dA = dA};
+    /* the layers rerun over a fresh slot (each layer's state in it starts
+     * empty, as in the forward's own fresh slot) */
+    rl_span sp = {&slot, ids, n, 0, RL_LOGITS_NONE, NULL};
+    bctx b = {.m = m, .eng = eng, .T = n, .tape = &tape, .g = g, .dX = dX, .dA = dA,
+              .work = rec ? &work : NULL, .span = &sp};
     rc = backward(&b, ids, e);
 out:
     free(dX);
     free(dA);
+    if (have_slot) rl_slot_free(&slot, &eng->pool);
+    rl_tape_layer_free(&work);
     rl_tape_free(&tape, m);
     return rc;
 }

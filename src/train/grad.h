@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "engine/step.h"
+#include "train/tape.h"
 
 typedef struct rl_grad_param {
     char name[160];    /* the checkpoint tensor name */
@@ -55,8 +56,11 @@ double rl_grads_sqnorm(const rl_grads *g);
  * ADDS to g the gradient of  loss = mean_{i<n-1} -log p(ids[i+1] | ids[..i])
  * (call rl_grads_zero first, or accumulate micro-batches). *loss (may be
  * NULL) gets the loss, from the same log-probs as rl_train_logprobs.
- * n >= 2. The engine's slots are not touched (a private slot is used). */
-int rl_train_grad(rl_engine *eng, const int *ids, int n, rl_grads *g, float *loss, rl_err *e);
+ * n >= 2. The engine's slots are not touched (a private slot is used).
+ * recompute (tape.h): checkpoint each layer's input and recompute its tape
+ * in the backward; the gradients are bitwise the same either way. */
+int rl_train_grad(rl_engine *eng, const int *ids, int n, rl_recompute recompute, rl_grads *g,
+                  float *loss, rl_err *e);
 
 /* The trainer forward's log-probs: out[i] = log p(ids[i+1] | ids[0..i]) for
  * i < n-1, each = rl_logprob of that row's logits (bitwise what generation

@@ -126,7 +126,7 @@ int rl_trainer_step(rl_trainer *t, rl_step_info *info, rl_err *e) {
     for (int b = 0; b < B; b++) {
         rl_loader_next(&t->loader, t->win);
         float loss;
-        int rc = rl_train_grad(&t->eng, t->win, S + 1, &t->g, &loss, e);
+        int rc = rl_train_grad(&t->eng, t->win, S + 1, t->c.recompute, &t->g, &loss, e);
         if (rc) return rc;
         loss_sum += loss;
     }

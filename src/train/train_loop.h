@@ -25,6 +25,7 @@ typedef struct rl_train_cfg {
     int eval_every;       /* steps; 0 = only at the end */
     int eval_windows;     /* validation windows per evaluation (0 = all) */
     int save_every;       /* steps; 0 = only at the end */
+    rl_recompute recompute; /* activation checkpointing (train/tape.h) */
 } rl_train_cfg;
 
 typedef struct rl_trainer {

@@ -9,6 +9,9 @@ math; one bf16 case):
 and for every parameter tensor  ||g - g_ref|| / ||g_ref|| < 1e-4  (tensors the reference leaves at
 zero, e.g. unselected experts, must be exactly zero). The set of names must match the reference's.
 The smallest routing margin is reported (a near-tie could let fp32 and float64 pick other experts).
+Every case also runs with --recompute on (activations recomputed layer by layer in the backward):
+the gradient file must be byte-identical to --recompute off's. One case also runs with -t 1 and
+-t 3 (with recompute): byte-identical to the default thread count.
 
 Env: RINGLM (default build/ringlm), RL_TEST_TMP (default /tmp/rl_test).
 Args: optional case names (substring match). Ends with "N passed, N failed".
@@ -55,6 +58,11 @@ CASES = [
 ]
 
 
+def same_bytes(a, b):
+    with open(a, "rb") as f1, open(b, "rb") as f2:
+        return f1.read() == f2.read()
+
+
 def rel(c, r):
     nr = float(np.linalg.norm(r))
     nd = float(np.linalg.norm(c - r))
@@ -78,7 +86,8 @@ def main():
             rnd = random.Random(ci)
             ids = [rnd.randrange(cfg["vocab_size"]) for _ in range(n)]
             out = os.path.join(root, name + ".grad.safetensors")
-            p = run([exe, "grad", "-m", d, "--ids", ",".join(map(str, ids)), "--out", out])
+            p = run([exe, "grad", "-m", d, "--ids", ",".join(map(str, ids)), "--out", out,
+                     "--recompute", "off"])
             closs = float(p.stdout.split()[-1])
             cg = {k: v.numpy() for k, (v, _) in ring_ref.read_safetensors(out).items()}
             rloss, rg, margin = ring_ref.grads(d, ids)
@@ -106,14 +115,23 @@ def main():
                 detail += ", route_margin %.1e" % margin
                 if margin < 1e-6:
                     detail += " (NEAR-TIE)"
+            # recomputation reruns the forward's own code: the same gradients, bitwise
+            outr = os.path.join(root, name + ".rc.grad.safetensors")
+            run([exe, "grad", "-m", d, "--ids", ",".join(map(str, ids)), "--out", outr,
+                 "--recompute", "on"])
+            if not same_bytes(out, outr):
+                problems.append("gradients with --recompute on differ from --recompute off")
+            else:
+                detail += ", recompute bitwise equal"
             if ci == 1:
                 # the backward splits outputs, never reductions, across threads: bitwise equal
-                out1 = os.path.join(root, name + ".t1.grad.safetensors")
-                run([exe, "grad", "-m", d, "--ids", ",".join(map(str, ids)), "--out", out1, "-t", "1"])
-                with open(out, "rb") as f1, open(out1, "rb") as f2:
-                    if f1.read() != f2.read():
-                        problems.append("gradients with -t 1 differ from the default thread count")
-                detail += ", -t 1 bitwise equal" if not problems else ""
+                for t, rc in (("1", "off"), ("3", "on")):
+                    out1 = os.path.join(root, name + ".t%s.grad.safetensors" % t)
+                    run([exe, "grad", "-m", d, "--ids", ",".join(map(str, ids)), "--out", out1,
+                         "-t", t, "--recompute", rc])
+                    if not same_bytes(out, out1):
+                        problems.append("gradients with -t %s differ from the default thread count" % t)
+                detail += ", -t 1/3 bitwise equal" if not problems else ""
             ok = not problems
         except Exception as ex:  # noqa: BLE001
             ok, detail = False, "exception: %s" % ex
