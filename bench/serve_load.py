@@ -49,10 +49,12 @@ def main():
     ap.add_argument("-r", type=int, default=2, help="requests per client")
     ap.add_argument("-n", type=int, default=64, help="max_tokens")
     ap.add_argument("--prompt-words", type=int, default=64)
+    ap.add_argument("--json", action="store_true", help="one JSON line per concurrency instead of a table")
     a = ap.parse_args()
     u = urllib.parse.urlparse(a.url)
-    print("| streams | gen tok/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |")
-    print("|---|---|---|---|---|---|")
+    if not a.json:
+        print("| streams | gen tok/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |")
+        print("|---|---|---|---|---|---|")
     for C in [int(x) for x in a.c.split(",")]:
         ttft, itl, ntok = [], [], []
 
@@ -67,6 +69,11 @@ def main():
         [x.start() for x in th]
         [x.join() for x in th]
         dt = time.time() - t
+        if a.json:
+            print(json.dumps({"streams": C, "requests": len(ntok), "tok_s": sum(ntok) / dt, "ttft_p50_ms": 1e3 * pct(ttft, 50),
+                              "ttft_p99_ms": 1e3 * pct(ttft, 99), "itl_p50_ms": 1e3 * pct(itl, 50),
+                              "itl_p99_ms": 1e3 * pct(itl, 99), "seconds": dt}), flush=True)
+            continue
         print("| %d | %.1f | %.1f | %.1f | %.2f | %.2f |" % (C, sum(ntok) / dt, 1e3 * pct(ttft, 50), 1e3 * pct(ttft, 99),
                                                             1e3 * pct(itl, 50), 1e3 * pct(itl, 99)))
 

@@ -131,6 +131,7 @@ struct rl_sched {
     int *span_slot;
     uint64_t admitted;
     int kv_budget; /* pages; 0: no budget (unbounded, or no softmax layers) */
+    double kv_gauges_t; /* last kv_gauges update */
 };
 
 static bool is_stop_id(const rl_sched *S, int id) {
@@ -362,7 +363,13 @@ static bool kv_may_write(rl_sched *S, const sslot *sl, int n, int *planned, int 
     return false;
 }
 
+/* The KV gauges of /metrics. Counting snapshot-only pages walks every
+ * snapshot, so while requests run it is done at most every 50 ms; when the
+ * server goes idle the figures are always brought up to date. */
 static void kv_gauges(rl_sched *S) {
+    double t = now_s();
+    if (busy_slots(S) && t - S->kv_gauges_t < 0.05) return;
+    S->kv_gauges_t = t;
     const rl_kv_pool *p = &S->eng->pool;
     int used = p->n_pages - p->n_free;
     int only = rl_pcache_freeable_pages(&S->pc, NULL);
