@@ -45,10 +45,11 @@ static void swiglu_bwd(bctx *b, const rl_wmat *Wg, const rl_wmat *Wu, const rl_w
     size_t nI = (size_t)n * I;
     float *act = zalloc(b, nI), *dH = zalloc(b, nI), *d1 = zalloc(b, nI), *d2 = zalloc(b, nI);
     if (!b->fail) {
+#pragma omp parallel for schedule(static)
         for (int r = 0; r < n; r++)
             m->ops->swiglu(h1 + (size_t)r * I, h2 + (size_t)r * I, I, act + (size_t)r * I);
         rl_bwd_matmul(Wd, act, I, n, dy, hid, dH, I, dWd);
-        rl_bwd_swiglu(h1, h2, (int)nI, dH, d1, d2);
+        rl_bwd_swiglu_par(h1, h2, nI, dH, d1, d2);
         rl_bwd_matmul(Wg, x, hid, n, d1, I, dx, hid, dWg);
         rl_bwd_matmul(Wu, x, hid, n, d2, I, dx, hid, dWu);
     }
@@ -62,16 +63,20 @@ static void moe_bwd(bctx *b, int l) {
     const rl_tape_layer *tl = &b->tape->layers[l];
     rl_layer_grads *lg = &b->g->layers[l];
     int T = b->T, hid = c->hidden_size, E = c->num_experts, K = c->num_experts_per_tok;
-    int I = ly->e_gate[0].rows;
+    int I = ly->e_gate[0].rows, TK = T * K;
     float *dX = b->dX, *dA = b->dA;
-    float *dwt = zalloc(b, (size_t)T * K), *dR = zalloc(b, (size_t)T * E);
-    float *xe = zalloc(b, (size_t)T * K * hid), *dy = zalloc(b, (size_t)T * K * hid);
-    float *h1 = zalloc(b, (size_t)T * K * I), *h2 = zalloc(b, (size_t)T * K * I);
-    float *dxe = zalloc(b, (size_t)T * K * hid);
-    int *elist = malloc(sizeof(int) * (size_t)T * K);
-    if (!elist) b->fail = 1;
+    float *dwt = zalloc(b, (size_t)TK), *dR = zalloc(b, (size_t)T * E);
+    float *xe = zalloc(b, (size_t)TK * hid), *dy = zalloc(b, (size_t)TK * hid);
+    float *h1 = zalloc(b, (size_t)TK * I), *h2 = zalloc(b, (size_t)TK * I);
+    float *dxe = zalloc(b, (size_t)TK * hid);
+    /* the (token, choice) rows packed expert by expert, each expert's rows in
+     * (t, r) order as the forward ran them: order[i] = t*K + r, pos = inverse */
+    int *order = malloc(sizeof(int) * (size_t)TK), *pos = malloc(sizeof(int) * (size_t)TK);
+    int *start = calloc((size_t)E + 1, sizeof(int));
+    if (!order || !pos || !start) b->fail = 1;
     if (b->fail) goto out;
     /* routed weights: y = sum_r w_r Y_r  ->  dw_r = dX . Y_r */
+#pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++)
         for (int r = 0; r < K; r++) {
             const float *yk = tl->yk + ((size_t)t * K + r) * hid, *d = dX + (size_t)t * hid;
@@ -79,29 +84,53 @@ static void moe_bwd(bctx *b, int l) {
             for (int i = 0; i < hid; i++) a += d[i] * yk[i];
             dwt[t * K + r] = a;
         }
-    /* each expert over its tokens, in the forward's order */
     int *load = b->g->expert_load + (size_t)l * E;
+    for (int i = 0; i < TK; i++) start[tl->sel[i] + 1]++;
     for (int x = 0; x < E; x++) {
-        int n = 0;
-        for (int t = 0; t < T; t++)
-            for (int r = 0; r < K; r++)
-                if (tl->sel[t * K + r] == x) elist[n++] = t * K + r;
-        load[x] += n;
-        if (!n) continue;
-        for (int i = 0; i < n; i++) {
-            int t = elist[i] / K;
-            float w = tl->wt[elist[i]];
-            memcpy(xe + (size_t)i * hid, tl->a_mlp + (size_t)t * hid, sizeof(float) * hid);
-            for (int d = 0; d < hid; d++) dy[(size_t)i * hid + d] = w * dX[(size_t)t * hid + d];
-            memcpy(h1 + (size_t)i * I, tl->h1 + (size_t)elist[i] * I, sizeof(float) * I);
-            memcpy(h2 + (size_t)i * I, tl->h2 + (size_t)elist[i] * I, sizeof(float) * I);
+        load[x] += start[x + 1];
+        start[x + 1] += start[x];
+    }
+    {
+        int fill[E];
+        for (int x = 0; x < E; x++) fill[x] = start[x];
+        for (int i = 0; i < TK; i++) {
+            int p = fill[tl->sel[i]]++;
+            order[p] = i;
+            pos[i] = p;
         }
-        memset(dxe, 0, sizeof(float) * (size_t)n * hid);
+    }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < TK; i++) {
+        int t = order[i] / K;
+        float w = tl->wt[order[i]];
+        memcpy(xe + (size_t)i * hid, tl->a_mlp + (size_t)t * hid, sizeof(float) * hid);
+        for (int d = 0; d < hid; d++) dy[(size_t)i * hid + d] = w * dX[(size_t)t * hid + d];
+        memcpy(h1 + (size_t)i * I, tl->h1 + (size_t)order[i] * I, sizeof(float) * I);
+        memcpy(h2 + (size_t)i * I, tl->h2 + (size_t)order[i] * I, sizeof(float) * I);
+    }
+    /* each expert over its tokens, in the forward's order */
+    for (int x = 0; x < E; x++) {
+        int s0 = start[x], n = start[x + 1] - s0;
+        if (!n) continue;
         swiglu_bwd(b, &ly->e_gate[x], &ly->e_up[x], &ly->e_down[x], lg->e_gate[x], lg->e_up[x],
-                   lg->e_down[x], xe, h1, h2, n, dy, dxe);
-        for (int i = 0; i < n; i++) {
-            float *d = dA + (size_t)(elist[i] / K) * hid;
-            for (int j = 0; j < hid; j++) d[j] += dxe[(size_t)i * hid + j];
+                   lg->e_down[x], xe + (size_t)s0 * hid, h1 + (size_t)s0 * I, h2 + (size_t)s0 * I, n,
+                   dy + (size_t)s0 * hid, dxe + (size_t)s0 * hid);
+    }
+    /* back to the tokens: a token's experts added in expert order (the
+     * serial expert loop's order), threads over tokens */
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        const int *sel = tl->sel + (size_t)t * K;
+        int rs[K]; /* the token's choices by expert id (insertion sort, K is small) */
+        for (int r = 0; r < K; r++) {
+            int j = r;
+            for (; j > 0 && sel[rs[j - 1]] > sel[r]; j--) rs[j] = rs[j - 1];
+            rs[j] = r;
+        }
+        float *d = dA + (size_t)t * hid;
+        for (int q = 0; q < K; q++) {
+            const float *src = dxe + (size_t)pos[t * K + rs[q]] * hid;
+            for (int j = 0; j < hid; j++) d[j] += src[j];
         }
     }
     if (ly->has_shared)
@@ -110,6 +139,7 @@ static void moe_bwd(bctx *b, int l) {
     /* through the normalized weights w_r = f * s_r / (sum s + 1e-20) (K > 1)
      * or f * s_r, s = sigmoid(logit); the selection is not differentiated */
     float f = c->routed_scaling_factor;
+#pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
         const int *sel = tl->sel + (size_t)t * K;
         const float *R = tl->router + (size_t)t * E;
@@ -130,7 +160,8 @@ static void moe_bwd(bctx *b, int l) {
     }
     rl_bwd_matmul(&ly->router, tl->a_mlp, hid, T, dR, E, dA, hid, lg->router);
 out:
-    free(dwt); free(dR); free(xe); free(dy); free(h1); free(h2); free(dxe); free(elist);
+    free(dwt); free(dR); free(xe); free(dy); free(h1); free(h2); free(dxe);
+    free(order); free(pos); free(start);
 }
 
 /* dQKV of the q/k heads: back through RoPE, QK-norm and (Lightning) SiLU, in
@@ -141,10 +172,19 @@ static void qk_bwd(bctx *b, int l, int nq, int nk, int W, float *dqkv) {
     const rl_layer *ly = &m->layers[l];
     const rl_tape_layer *tl = &b->tape->layers[l];
     rl_layer_grads *lg = &b->g->layers[l];
-    int D = c->head_dim, R2 = c->rotary_dim;
+    int T = b->T, D = c->head_dim, R2 = c->rotary_dim;
     bool silu = !ly->softmax && c->linear_silu;
-    float tmp[(nq + nk) * D], pre[W];
-    for (int t = 0; t < b->T; t++) {
+    /* the QK-norm weight gradients: one contribution row per (token, head),
+     * summed in that order after the parallel loop (backward_rows.c) */
+    float *qrows = NULL, *krows = NULL;
+    if (ly->q_norm) {
+        qrows = zalloc(b, (size_t)T * nq * D);
+        krows = zalloc(b, (size_t)T * nk * D);
+        if (b->fail) goto out;
+    }
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        float tmp[(nq + nk) * D], pre[W];
         float *d = dqkv + (size_t)t * W;
         const float *raw = tl->qkv_raw + (size_t)t * W;
         if (R2 > 0) {
@@ -156,9 +196,12 @@ static void qk_bwd(bctx *b, int l, int nq, int nk, int W, float *dqkv) {
         }
         if (ly->q_norm) {
             memset(tmp, 0, sizeof tmp);
-            rl_bwd_rmsnorm(pre, nq, D, ly->q_norm, c->rms_norm_eps, d, tmp, lg->q_norm);
-            rl_bwd_rmsnorm(pre + nq * D, nk, D, ly->k_norm, c->rms_norm_eps, d + nq * D,
-                           tmp + nq * D, lg->k_norm);
+            for (int h = 0; h < nq + nk; h++) {
+                bool q = h < nq;
+                float *row = q ? qrows + ((size_t)t * nq + h) * D : krows + ((size_t)t * nk + h - nq) * D;
+                rl_bwd_rmsnorm(pre + (size_t)h * D, 1, D, q ? ly->q_norm : ly->k_norm, c->rms_norm_eps,
+                               d + (size_t)h * D, tmp + (size_t)h * D, row);
+            }
             memcpy(d, tmp, sizeof tmp);
         }
         if (silu) {
@@ -167,6 +210,13 @@ static void qk_bwd(bctx *b, int l, int nq, int nk, int W, float *dqkv) {
             rl_bwd_silu(raw, W, pre, d);
         }
     }
+    if (ly->q_norm) {
+        rl_bwd_sum_rows(qrows, T * nq, D, lg->q_norm);
+        rl_bwd_sum_rows(krows, T * nk, D, lg->k_norm);
+    }
+out:
+    free(qrows);
+    free(krows);
 }
 
 static void linear_bwd(bctx *b, int l) {
@@ -184,11 +234,8 @@ static void linear_bwd(bctx *b, int l) {
     float *scratch = zalloc(b, scr * nth);
     if (b->fail) goto out;
     rl_bwd_matmul(&ly->dense, tl->u, HD, T, b->dX, hid, dU, HD, lg->dense);
-    for (int t = 0; t < T; t++)
-        rl_bwd_group_norm_gate(tl->att + (size_t)t * HD, tl->gate + (size_t)t * HD, HD,
-                               c->group_norm_size, ly->g_norm, c->rms_norm_eps,
-                               dU + (size_t)t * HD, dO + (size_t)t * HD, dG + (size_t)t * HD,
-                               lg->g_norm);
+    rl_bwd_group_norm_gate_rows(tl->att, tl->gate, T, HD, c->group_norm_size, ly->g_norm,
+                                c->rms_norm_eps, dU, dO, dG, lg->g_norm);
     float scale = 1.0f / sqrtf((float)D);
 #pragma omp parallel for schedule(static)
     for (int h = 0; h < H; h++) {
@@ -214,7 +261,7 @@ static void softmax_bwd(bctx *b, int l) {
     int D = c->head_dim, HD = H * D, KD = Hkv * D, W = HD + 2 * KD, gq = H / Hkv;
     int nth = omp_get_max_threads();
     float *dO = zalloc(b, (size_t)T * HD), *dQ = zalloc(b, (size_t)T * W);
-    float *scratch = zalloc(b, (size_t)T * nth);
+    float *scratch = zalloc(b, (size_t)2 * T * nth);
     if (b->fail) goto out;
     rl_bwd_matmul(&ly->dense, tl->att, HD, T, b->dX, hid, dO, HD, lg->dense);
     float scale = 1.0f / sqrtf((float)D);
@@ -224,7 +271,7 @@ static void softmax_bwd(bctx *b, int l) {
             const float *q = tl->qkv;
             rl_bwd_gqa_head(q + h * D, q + HD + g * D, q + HD + KD + g * D, W, T, D, scale,
                             dO + h * D, HD, dQ + h * D, dQ + HD + g * D, dQ + HD + KD + g * D,
-                            scratch + (size_t)T * omp_get_thread_num());
+                            scratch + (size_t)2 * T * omp_get_thread_num());
         }
     qk_bwd(b, l, H, Hkv, W, dQ);
     rl_bwd_matmul(&ly->qkv, tl->a_in, hid, T, dQ, W, b->dA, hid, lg->qkv);
@@ -258,22 +305,23 @@ static int backward(bctx *b, const int *ids, rl_err *e) {
         else
             swiglu_bwd(b, &ly->gate, &ly->up, &ly->down, lg->gate, lg->up, lg->down, tl->a_mlp,
                        tl->h1, tl->h2, T, b->dX, b->dA);
-        rl_bwd_rmsnorm(tl->x_mid, T, hid, ly->post_norm, c->rms_norm_eps, b->dA, b->dX,
-                       lg->post_norm);
+        rl_bwd_rmsnorm_rows(tl->x_mid, T, hid, ly->post_norm, c->rms_norm_eps, b->dA, b->dX,
+                            lg->post_norm);
         memset(b->dA, 0, sizeof(float) * n);
         if (ly->softmax)
             softmax_bwd(b, l);
         else
             linear_bwd(b, l);
-        rl_bwd_rmsnorm(tl->x_in, T, hid, ly->in_norm, c->rms_norm_eps, b->dA, b->dX,
-                       lg->in_norm);
+        rl_bwd_rmsnorm_rows(tl->x_in, T, hid, ly->in_norm, c->rms_norm_eps, b->dA, b->dX,
+                            lg->in_norm);
         *tl = saved;
     }
     if (b->fail) return rl_errf(e, RL_E_NOMEM, "out of memory (backward, %d tokens)", T);
-    for (int t = 0; t < T; t++) {
-        float *d = b->g->embed + (size_t)ids[t] * hid;
-        for (int i = 0; i < hid; i++) d[i] += b->dX[(size_t)t * hid + i];
-    }
+    /* embedding rows: a token id may repeat, so threads split the columns
+     * and each element adds its tokens in order */
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < hid; i++)
+        for (int t = 0; t < T; t++) b->g->embed[(size_t)ids[t] * hid + i] += b->dX[(size_t)t * hid + i];
     return RL_OK;
 }
 

@@ -42,15 +42,35 @@ void rl_bwd_silu(const float *x, int n, const float *dy, float *dx);
  * + λ^(i+1) q S from the chunk-start state, state folded per full chunk).
  * q, k, v rows are ld floats apart; do_ [T] rows lddo apart (gradient of the
  * output o). Adds dq, dk, dv (rows ld apart). State gradients are carried
- * backward across chunks in fp32. scratch: (T/RL_CHUNK + 2) * D * D floats. */
+ * backward across chunks in fp32. scratch: (T/RL_CHUNK + 2) * D * D floats.
+ * The fast version vectorizes over the head dimension (rounding differs). */
+void rl_bwd_lightning_ref(const float *q, const float *k, const float *v, int ld, int T, int D,
+                          const float *pw, float scale, const float *do_, int lddo, float *dq,
+                          float *dk, float *dv, float *scratch);
 void rl_bwd_lightning(const float *q, const float *k, const float *v, int ld, int T, int D,
                       const float *pw, float scale, const float *do_, int lddo, float *dq,
                       float *dk, float *dv, float *scratch);
 
 /* Causal softmax attention of one query head over keys 0..t for each t < T
- * (keys/values of one kv head). Adds dq, dk, dv. scratch: T floats. */
+ * (keys/values of one kv head). Adds dq, dk, dv. scratch: 2 T floats. */
+void rl_bwd_gqa_head_ref(const float *q, const float *k, const float *v, int ld, int T, int D,
+                         float scale, const float *do_, int lddo, float *dq, float *dk, float *dv,
+                         float *scratch);
 void rl_bwd_gqa_head(const float *q, const float *k, const float *v, int ld, int T, int D,
                      float scale, const float *do_, int lddo, float *dq, float *dk, float *dv,
                      float *scratch);
+
+/* The per-row ops above over n rows (dim floats apart), threads over rows;
+ * bitwise the serial result (backward_rows.c). dw may be NULL. */
+void rl_bwd_rmsnorm_rows(const float *x, int n, int dim, const float *w, float eps, const float *dy,
+                         float *dx, float *dw);
+void rl_bwd_group_norm_gate_rows(const float *o, const float *gate, int n, int dim, int groups,
+                                 const float *w, float eps, const float *dy, float *dout,
+                                 float *dgate, float *dw);
+/* rl_bwd_swiglu over n elements in blocks, threads over blocks. */
+void rl_bwd_swiglu_par(const float *g, const float *u, size_t n, const float *dh, float *dg,
+                       float *du);
+/* dw[i] += rows[0][i] + rows[1][i] + ... (that order), threads over i. */
+void rl_bwd_sum_rows(const float *rows, int n, int dim, float *dw);
 
 #endif

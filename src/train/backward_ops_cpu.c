@@ -11,6 +11,14 @@ enum { RB = 8 };
 
 void rl_bwd_matmul_avx512(const rl_wmat *W, const float *x, int ldx, int n, const float *dy,
                           int lddy, float *dx, int lddx, float *dw);
+void rl_bwd_lightning_avx512(const float *q, const float *k, const float *v, int ld, int T, int D,
+                             const float *pw, float scale, const float *do_, int lddo, float *dq,
+                             float *dk, float *dv, float *scratch);
+void rl_bwd_gqa_head_avx512(const float *q, const float *k, const float *v, int ld, int T, int D,
+                            float scale, const float *do_, int lddo, float *dq, float *dk, float *dv,
+                            float *scratch);
+
+static int have_avx512(void) { return strcmp(rl_ops_cpu_isa(), "avx512") == 0; }
 
 static void bwd_matmul_generic(const rl_wmat *W, const float *x, int ldx, int n, const float *dy, int lddy,
                    float *dx, int lddx, float *dw) {
@@ -62,9 +70,22 @@ static void bwd_matmul_generic(const rl_wmat *W, const float *x, int ldx, int n,
 
 void rl_bwd_matmul(const rl_wmat *W, const float *x, int ldx, int n, const float *dy, int lddy,
                    float *dx, int lddx, float *dw) {
-    int avx512 = strcmp(rl_ops_cpu_isa(), "avx512") == 0;
-    if (avx512 && (W->dtype == RL_F32 || W->dtype == RL_BF16 || W->dtype == RL_F16))
+    if (have_avx512() && (W->dtype == RL_F32 || W->dtype == RL_BF16 || W->dtype == RL_F16))
         rl_bwd_matmul_avx512(W, x, ldx, n, dy, lddy, dx, lddx, dw);
     else
         bwd_matmul_generic(W, x, ldx, n, dy, lddy, dx, lddx, dw);
+}
+
+void rl_bwd_lightning(const float *q, const float *k, const float *v, int ld, int T, int D,
+                      const float *pw, float scale, const float *do_, int lddo, float *dq,
+                      float *dk, float *dv, float *scratch) {
+    (have_avx512() ? rl_bwd_lightning_avx512 : rl_bwd_lightning_ref)(q, k, v, ld, T, D, pw, scale, do_,
+                                                                      lddo, dq, dk, dv, scratch);
+}
+
+void rl_bwd_gqa_head(const float *q, const float *k, const float *v, int ld, int T, int D,
+                     float scale, const float *do_, int lddo, float *dq, float *dk, float *dv,
+                     float *scratch) {
+    (have_avx512() ? rl_bwd_gqa_head_avx512 : rl_bwd_gqa_head_ref)(q, k, v, ld, T, D, scale, do_, lddo,
+                                                                   dq, dk, dv, scratch);
 }

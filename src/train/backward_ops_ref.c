@@ -119,9 +119,9 @@ void rl_bwd_silu(const float *x, int n, const float *dy, float *dx) {
     }
 }
 
-void rl_bwd_lightning(const float *q, const float *k, const float *v, int ld, int T, int D,
-                      const float *pw, float scale, const float *do_, int lddo, float *dq,
-                      float *dk, float *dv, float *scratch) {
+void rl_bwd_lightning_ref(const float *q, const float *k, const float *v, int ld, int T, int D,
+                          const float *pw, float scale, const float *do_, int lddo, float *dq,
+                          float *dk, float *dv, float *scratch) {
     int nC = (T + RL_CHUNK - 1) / RL_CHUNK;
     size_t DD = (size_t)D * D;
     float *S = scratch;              /* [nC][D][D]: state at each chunk start */
@@ -203,9 +203,9 @@ void rl_bwd_lightning(const float *q, const float *k, const float *v, int ld, in
     }
 }
 
-void rl_bwd_gqa_head(const float *q, const float *k, const float *v, int ld, int T, int D,
-                     float scale, const float *do_, int lddo, float *dq, float *dk, float *dv,
-                     float *scratch) {
+void rl_bwd_gqa_head_ref(const float *q, const float *k, const float *v, int ld, int T, int D,
+                         float scale, const float *do_, int lddo, float *dq, float *dk,
+                         float *dv, float *scratch) {
     float *p = scratch;
     for (int t = 0; t < T; t++) {
         const float *qt = q + (size_t)t * ld, *g = do_ + (size_t)t * lddo;

@@ -1,4 +1,9 @@
-/* Fused LM head + log-softmax + cross-entropy over blocks of rows. */
+/* Fused LM head + log-softmax + cross-entropy over blocks of rows.
+ *
+ * The block size does not change any result: logits are row-invariant, and
+ * the head's and the final norm's weight gradients add the rows in order
+ * whatever the blocking (each block continues from the stored sums). Larger
+ * blocks make the head's GEMMs efficient; rows run in parallel. */
 #include "train/loss.h"
 
 #include <math.h>
@@ -8,7 +13,7 @@
 #include "engine/logprob.h"
 #include "train/backward_ops.h"
 
-enum { ROWS = 16 };
+enum { ROWS = 64 };
 
 int rl_loss_head(const rl_model *m, const float *x_final, const int *ids, int n, float *lp_out,
                  rl_grads *g, float *dx, float *loss, rl_err *e) {
@@ -23,17 +28,18 @@ int rl_loss_head(const rl_model *m, const float *x_final, const int *ids, int n,
         return rl_errf(e, RL_E_NOMEM, "out of memory (LM head, %d x %d logits)", ROWS, V);
     }
     double lsum = 0;
+    float lpb[ROWS];
     for (int r0 = 0; r0 < N; r0 += ROWS) {
         int nb = N - r0 < ROWS ? N - r0 : ROWS;
         const float *xr = x_final + (size_t)r0 * hid;
         m->ops->rmsnorm(xr, nb, hid, m->final_norm, c->rms_norm_eps, hn);
         m->ops->matmul(&m->lm_head, hn, hid, nb, lg, V);
+#pragma omp parallel for schedule(static)
         for (int r = 0; r < nb; r++) {
             float *l = lg + (size_t)r * V;
             int tgt = ids[r0 + r + 1];
             float lp = rl_logprob(l, V, tgt);
-            if (lp_out) lp_out[r0 + r] = lp;
-            lsum -= lp;
+            lpb[r] = lp;
             if (!g) continue;
             /* d(-lp)/dl_i = softmax_i - [i == tgt], with rl_logprob's max and sum */
             float mx = l[0];
@@ -44,11 +50,15 @@ int rl_loss_head(const rl_model *m, const float *x_final, const int *ids, int n,
             for (int i = 0; i < V; i++) l[i] = (float)(exp((double)l[i] - (double)mx) * inv);
             l[tgt] -= (float)(1.0 / N);
         }
+        for (int r = 0; r < nb; r++) { /* the loss sums in row order */
+            if (lp_out) lp_out[r0 + r] = lpb[r];
+            lsum -= lpb[r];
+        }
         if (g) {
             memset(dh, 0, sizeof(float) * (size_t)nb * hid);
             rl_bwd_matmul(&m->lm_head, hn, hid, nb, lg, V, dh, hid, g->lm_head);
-            rl_bwd_rmsnorm(xr, nb, hid, m->final_norm, c->rms_norm_eps, dh,
-                           dx + (size_t)r0 * hid, g->final_norm);
+            rl_bwd_rmsnorm_rows(xr, nb, hid, m->final_norm, c->rms_norm_eps, dh,
+                                dx + (size_t)r0 * hid, g->final_norm);
         }
     }
     if (loss) *loss = (float)(lsum / N);

@@ -1,7 +1,9 @@
 /* Backward ops (src/train/backward_ops.h) against central finite differences
  * of the forward reference ops (rl_ops_ref), on the loss L = sum(dy * f(x)),
- * and the fast matmul backward against the plain one. */
+ * the fast matmul and attention backwards against the plain ones, and the
+ * row-parallel ops bitwise against the serial ones at several thread counts. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -194,7 +196,7 @@ static void gq_fwd(void *c_, const float *x, float *y) {
 }
 static void test_gqa(void) {
     int T = 20, D = 4, W = 16;
-    float qkv[20 * 16], dy[20 * 8], dq[20 * 16] = {0}, x[20 * 4], scr[20];
+    float qkv[20 * 16], dy[20 * 8], dq[20 * 16] = {0}, x[20 * 4], scr[40];
     fill(qkv, sizeof qkv / 4, -1.5f, 1.5f); fill(dy, sizeof dy / 4, -1, 1);
     for (int h = 0; h < 2; h++)
         rl_bwd_gqa_head(qkv + h * D, qkv + 2 * D, qkv + 3 * D, W, T, D, 0.4f, dy + h * D, 2 * D,
@@ -253,6 +255,100 @@ static void test_matmul(void) {
     free(w2); free(x2); free(dy2); free(wb);
 }
 
+/* ---- fast attention backwards vs the plain loops (odd head dims: masks) ---- */
+static double maxrel(const float *a, const float *b, size_t n) {
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        r = fmax(r, fabs((double)b[i]));
+    }
+    return r > 0 ? d / r : d;
+}
+
+static void test_attn_fast(void) {
+    int shapes[][2] = {{150, 64}, {70, 16}, {130, 20}, {64, 8}, {1, 64}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int T = shapes[si][0], D = shapes[si][1], ld = 3 * D + 5;
+        size_t n = (size_t)T * ld;
+        float *qkv = malloc(4 * n), *dy = malloc(4 * (size_t)T * D);
+        float *ga = calloc(n, 4), *gb = calloc(n, 4);
+        float *scr = malloc(sizeof(float) * ((size_t)(T / RL_CHUNK + 2) * D * D + 2 * (size_t)T));
+        float pw[RL_CHUNK + 1];
+        for (int i = 0; i <= RL_CHUNK; i++) pw[i] = expf(-0.03f * i);
+        fill(qkv, n, -1, 1); fill(dy, (size_t)T * D, -1, 1);
+        float sc = 1.0f / sqrtf((float)D);
+        rl_bwd_lightning_ref(qkv, qkv + D, qkv + 2 * D, ld, T, D, pw, sc, dy, D, ga, ga + D, ga + 2 * D, scr);
+        rl_bwd_lightning(qkv, qkv + D, qkv + 2 * D, ld, T, D, pw, sc, dy, D, gb, gb + D, gb + 2 * D, scr);
+        double e = maxrel(gb, ga, n);
+        CHECK(e < 1e-5, "fast lightning backward T=%d D=%d: max rel diff %.2e", T, D, e);
+        memset(ga, 0, 4 * n); memset(gb, 0, 4 * n);
+        rl_bwd_gqa_head_ref(qkv, qkv + D, qkv + 2 * D, ld, T, D, sc, dy, D, ga, ga + D, ga + 2 * D, scr);
+        rl_bwd_gqa_head(qkv, qkv + D, qkv + 2 * D, ld, T, D, sc, dy, D, gb, gb + D, gb + 2 * D, scr);
+        e = maxrel(gb, ga, n);
+        CHECK(e < 1e-5, "fast gqa backward T=%d D=%d: max rel diff %.2e", T, D, e);
+        /* the padding columns between rows are never written */
+        for (int t = 0; t < T; t++)
+            for (int c = 3 * D; c < ld; c++) CHECK(gb[(size_t)t * ld + c] == 0.0f, "gqa wrote padding");
+        free(qkv); free(dy); free(ga); free(gb); free(scr);
+    }
+}
+
+/* ---- row-parallel ops == serial ops, bitwise, at 1..3 threads ---- */
+static void test_rows_bitwise(void) {
+    int n = 37, dim = 52, G = 4;
+    size_t N = (size_t)n * dim;
+    float *x = malloc(4 * N), *g = malloc(4 * N), *dy = malloc(4 * N), *w = malloc(4 * dim);
+    fill(x, N, -2, 2); fill(g, N, -2, 2); fill(dy, N, -1, 1); fill(w, dim, 0.5f, 1.5f);
+    float *dxa = calloc(N, 4), *dga = calloc(N, 4), *dwa = calloc(dim, 4);
+    for (int r = 0; r < n; r++) dwa[r % dim] = 0.25f * r; /* start from non-zero sums */
+    float *dwa2 = malloc(4 * dim);
+    memcpy(dwa2, dwa, 4 * dim);
+    rl_bwd_rmsnorm(x, n, dim, w, 1e-5f, dy, dxa, dwa);
+    for (int r = 0; r < n; r++)
+        rl_bwd_group_norm_gate(x + (size_t)r * dim, g + (size_t)r * dim, dim, G, w, 1e-5f,
+                               dy + (size_t)r * dim, dga + (size_t)r * dim, dga + (size_t)r * dim, dwa2);
+    float *sa = calloc(N, 4), *sb = calloc(N, 4);
+    rl_bwd_swiglu(x, g, (int)N, dy, sa, sb);
+    int saved = omp_get_max_threads();
+    for (int th = 1; th <= 3; th++) {
+        omp_set_num_threads(th);
+        float *dx = calloc(N, 4), *dg = calloc(N, 4), *dw = calloc(dim, 4), *dw2 = malloc(4 * dim);
+        for (int r = 0; r < n; r++) dw[r % dim] = 0.25f * r;
+        memcpy(dw2, dw, 4 * dim);
+        rl_bwd_rmsnorm_rows(x, n, dim, w, 1e-5f, dy, dx, dw);
+        CHECK(!memcmp(dx, dxa, 4 * N) && !memcmp(dw, dwa, 4 * dim), "rmsnorm_rows != serial at %d threads", th);
+        rl_bwd_group_norm_gate_rows(x, g, n, dim, G, w, 1e-5f, dy, dg, dg, dw2);
+        CHECK(!memcmp(dg, dga, 4 * N) && !memcmp(dw2, dwa2, 4 * dim),
+              "group_norm_gate_rows != serial at %d threads", th);
+        float *ta = calloc(N, 4), *tb = calloc(N, 4);
+        rl_bwd_swiglu_par(x, g, N, dy, ta, tb);
+        CHECK(!memcmp(ta, sa, 4 * N) && !memcmp(tb, sb, 4 * N), "swiglu_par != serial at %d threads", th);
+        free(dx); free(dg); free(dw); free(dw2); free(ta); free(tb);
+    }
+    /* the fast matmul backward: the same bits at every thread count */
+    int O = 45, C = 83, m = 29;
+    float *W = malloc(4 * O * C), *xm = malloc(4 * m * C), *dym = malloc(4 * m * O);
+    fill(W, (size_t)O * C, -1, 1); fill(xm, (size_t)m * C, -1, 1); fill(dym, (size_t)m * O, -1, 1);
+    rl_wmat Wm = {.dtype = RL_F32, .rows = O, .cols = C, .data = W};
+    float *dx1 = NULL, *dw1 = NULL;
+    for (int th = 1; th <= 3; th++) {
+        omp_set_num_threads(th);
+        float *dxm = calloc((size_t)m * C, 4), *dwm = calloc((size_t)O * C, 4);
+        rl_bwd_matmul(&Wm, xm, C, m, dym, O, dxm, C, dwm);
+        if (th == 1) {
+            dx1 = dxm;
+            dw1 = dwm;
+            continue;
+        }
+        CHECK(!memcmp(dxm, dx1, 4 * (size_t)m * C) && !memcmp(dwm, dw1, 4 * (size_t)O * C),
+              "fast matmul backward differs at %d threads", th);
+        free(dxm); free(dwm);
+    }
+    omp_set_num_threads(saved);
+    free(dx1); free(dw1); free(W); free(xm); free(dym);
+    free(x); free(g); free(dy); free(w); free(dxa); free(dga); free(dwa); free(dwa2); free(sa); free(sb);
+}
+
 int main(void) {
     test_rmsnorm();
     test_rope();
@@ -261,5 +357,7 @@ int main(void) {
     test_lightning();
     test_gqa();
     test_matmul();
+    test_attn_fast();
+    test_rows_bitwise();
     return rl_test_done();
 }
