@@ -27,8 +27,9 @@
 int rl_cu_fail(rl_err *e, int code, const char *what);
 
 typedef struct cu_layer {
-    uint16_t *qkv, *dense, *g_proj, *gate, *up, *down, *s_gate, *s_up, *s_down;
-    uint16_t *e_gate, *e_up, *e_down; /* [E][rows][cols] */
+    /* matrices: bf16, or fp32 when the engine's wf32 is set */
+    void *qkv, *dense, *g_proj, *gate, *up, *down, *s_gate, *s_up, *s_down;
+    void *e_gate, *e_up, *e_down; /* [E][rows][cols] */
     float *router, *ebias, *in_norm, *post_norm, *q_norm, *k_norm, *g_norm, *decay_pw;
     int qkv_rows, shared_I;
 } cu_layer;
@@ -49,8 +50,10 @@ struct rl_cuda_engine {
     cudaStream_t st;
     cublasHandle_t cb;
     cudaEvent_t ev0, ev1;
-    /* weights */
-    uint16_t *embed, *lm_head;
+    /* weights; wf32: the checkpoint's matrices are not bf16 (f32, f16, F8):
+     * they are kept in fp32 on the device (exact for all three) */
+    int wf32;
+    void *embed, *lm_head;
     float *final_norm;
     cu_layer *L;
     void **allocs;
@@ -66,7 +69,13 @@ struct rl_cuda_engine {
     size_t meta_cap;
     cu_work w;
     int max_ctx;
-    size_t lin_floats; /* per sequence: n_linear * (H*D*D + 2*RL_CHUNK*H*D) */
+    size_t lin_floats;
+    /* profile (RL_CUDA_PROFILE=1): events at phase boundaries, per-category
+     * device seconds accumulated since the last rl_cuda_profile reset */
+    int prof, n_ev;
+    cudaEvent_t ev[1024];
+    int ev_cat[1024];
+    double prof_s[RL_CUDA_PROF_CATS]; /* per sequence: n_linear * (H*D*D + 2*RL_CHUNK*H*D) */
 };
 
 struct rl_cuda_seq {

@@ -40,6 +40,32 @@ void rl_cuda_describe(int device, char *buf, size_t n) {
     }
 }
 
+const char *const rl_cuda_prof_names[RL_CUDA_PROF_CATS] = {
+    "embed+head", "norms", "lightning layers", "softmax layers", "dense MLP", "MoE routing",
+    "MoE experts+combine", "shared expert"};
+
+static void mark(rl_cuda_engine *eng, int cat) {
+    if (!eng->prof || eng->n_ev >= 1024) return;
+    cudaEventRecord(eng->ev[eng->n_ev], eng->st);
+    eng->ev_cat[eng->n_ev++] = cat;
+}
+
+void rl_cuda_profile(rl_cuda_engine *eng, double out[RL_CUDA_PROF_CATS], bool reset) {
+    for (int i = 0; i < RL_CUDA_PROF_CATS; i++) {
+        if (out) out[i] = eng->prof_s[i];
+        if (reset) eng->prof_s[i] = 0;
+    }
+}
+
+static void collect(rl_cuda_engine *eng) {
+    for (int k = 1; k < eng->n_ev; k++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, eng->ev[k - 1], eng->ev[k]) == cudaSuccess)
+            eng->prof_s[eng->ev_cat[k]] += ms / 1e3;
+    }
+    eng->n_ev = 0;
+}
+
 static void free_work(cu_work *w) {
     void *ps[] = {w->X, w->A, w->QKV, w->G, w->O, w->U, w->M1, w->M2, w->R, w->WT, w->YK,
                   w->YS, w->LOG, w->RSCR, w->XB, w->sel, w->rows, w->counts, w->offs, w->toff};
@@ -61,6 +87,7 @@ void rl_cuda_engine_free(rl_cuda_engine *eng) {
     if (eng->cb) cublasDestroy(eng->cb);
     if (eng->ev0) cudaEventDestroy(eng->ev0);
     if (eng->ev1) cudaEventDestroy(eng->ev1);
+    for (int i = 0; eng->prof && i < 1024; i++) cudaEventDestroy(eng->ev[i]);
     if (eng->st) cudaStreamDestroy(eng->st);
     free(eng->refs);
     free(eng->free_list);
@@ -75,11 +102,19 @@ void rl_cuda_set_max_ctx(rl_cuda_engine *eng, int max_ctx) { eng->max_ctx = max_
 
 static int init(rl_cuda_engine *eng, rl_err *e) {
     const rl_config *c = &eng->m->cfg;
+    /* what the attention kernels of attn_cuda.h implement */
+    if (c->head_dim != 64 && c->head_dim != 128)
+        return rl_errf(e, RL_E_UNSUPPORTED, "CUDA backend: head_dim %d is not supported (the "
+                       "attention kernels take 64 or 128)", c->head_dim);
     CU_TRY(cudaSetDevice(eng->opt.device));
     CU_TRY(cudaStreamCreateWithFlags(&eng->st, cudaStreamNonBlocking));
     CU_TRY(cudaEventCreate(&eng->ev0));
     CU_TRY(cudaEventCreate(&eng->ev1));
     CUBLAS_TRY(cublasCreate(&eng->cb));
+    if (getenv("RL_CUDA_PROFILE") && atoi(getenv("RL_CUDA_PROFILE")) > 0) {
+        for (int i = 0; i < 1024; i++) CU_TRY(cudaEventCreate(&eng->ev[i]));
+        eng->prof = 1;
+    }
     CUBLAS_TRY(cublasSetStream(eng->cb, eng->st));
     int rc = rl_cu_upload_weights(eng, e);
     if (rc) return rc;
@@ -279,17 +314,23 @@ static int upload_meta(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, in
 
 /* y[T][N] (+)= x[T][K] . W[N][K]^T. xb_ready: eng->w.XB already holds x in
  * bf16 (row stride K) for the library GEMM. */
-static int gemm(rl_cuda_engine *eng, const uint16_t *W, int N, int K, const float *x, int ldx,
+static int gemm(rl_cuda_engine *eng, const void *W, int N, int K, const float *x, int ldx,
                 int T, float *y, int ldy, int acc, int xb_ready, rl_err *e) {
     if (T <= 0) return RL_OK;
     if (eng->opt.deterministic) {
-        rl_cu_gemm g = {.W = W, .N = N, .K = K, .x = x, .ldx = ldx, .xdiv = 1, .y = y,
-                        .ldy = ldy, .accumulate = acc, .T = T};
+        rl_cu_gemm g = {.W = W, .w_f32 = eng->wf32, .N = N, .K = K, .x = x, .ldx = ldx, .xdiv = 1,
+                        .y = y, .ldy = ldy, .accumulate = acc, .T = T};
         CU_TRY(rl_cu_wgemm(&g, eng->st));
         return RL_OK;
     }
-    if (!xb_ready) CU_TRY(rl_cu_to_bf16(x, T, K, ldx, eng->w.XB, eng->st));
     float alpha = 1.0f, beta = acc ? 1.0f : 0.0f;
+    if (eng->wf32) { /* fp32 weights (f32/f16/F8 checkpoints): full fp32 GEMM */
+        CUBLAS_TRY(cublasGemmEx(eng->cb, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &alpha, W, CUDA_R_32F,
+                                K, x, CUDA_R_32F, ldx, &beta, y, CUDA_R_32F, ldy,
+                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        return RL_OK;
+    }
+    if (!xb_ready) CU_TRY(rl_cu_to_bf16(x, T, K, ldx, eng->w.XB, eng->st));
     CUBLAS_TRY(cublasGemmEx(eng->cb, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &alpha, W, CUDA_R_16BF, K,
                             eng->w.XB, CUDA_R_16BF, K, &beta, y, CUDA_R_32F, ldy,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
@@ -359,7 +400,8 @@ static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *
     CU_TRY(rl_cu_route(w->R, T, E, K, c->n_group, c->topk_group, c->routed_scaling_factor,
                        d->ebias, w->RSCR, w->sel, w->WT, eng->st));
     CU_TRY(rl_cu_moe_bucket(w->sel, TK, E, w->counts, w->offs, w->toff, w->rows, eng->st));
-    rl_cu_gemm g = {.W = d->e_gate, .N = I, .K = hid, .wstride = (size_t)I * hid, .x = w->A,
+    mark(eng, 5);
+    rl_cu_gemm g = {.W = d->e_gate, .w_f32 = eng->wf32, .N = I, .K = hid, .wstride = (size_t)I * hid, .x = w->A,
                     .ldx = hid, .xrow = w->rows, .xdiv = K, .y = w->M1, .ldy = I, .T = TK,
                     .offsets = w->offs, .tile_off = w->toff, .E = E,
                     .max_tiles = (TK + 7) / 8 + (E < TK ? E : TK)};
@@ -382,6 +424,7 @@ static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *
     dn.yrow = w->rows;
     CU_TRY(rl_cu_wgemm(&dn, eng->st));
     if (ly->has_shared) {
+        mark(eng, 6);
         int sI = d->shared_I;
         /* XB still holds bf16(A): only fp32 GEMMs ran since the norm */
         TRY(gemm(eng, d->s_gate, sI, hid, w->A, hid, T, w->M1, sI, 0, 1, e));
@@ -389,8 +432,10 @@ static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *
         CU_TRY(rl_cu_swiglu(w->M1, w->M2, (size_t)T * sI, eng->st));
         TRY(gemm(eng, d->s_down, hid, sI, w->M1, sI, T, w->YS, hid, 0, 0, e));
     }
+    if (ly->has_shared) mark(eng, 7);
     CU_TRY(rl_cu_moe_combine(w->X, w->YK, w->WT, ly->has_shared ? w->YS : NULL, T, K, hid,
                              eng->st));
+    mark(eng, 6);
     return RL_OK;
 }
 
@@ -443,14 +488,21 @@ int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *
     int hid = c->hidden_size, det = eng->opt.deterministic;
     float eps = c->rms_norm_eps;
     CU_TRY(cudaEventRecord(eng->ev0, eng->st));
-    CU_TRY(rl_cu_embed(eng->embed, md.ids, T, hid, w->X, eng->st));
+    eng->n_ev = 0;
+    mark(eng, 0);
+    CU_TRY(rl_cu_embed(eng->embed, eng->wf32, md.ids, T, hid, w->X, eng->st));
+    mark(eng, 0);
     for (int l = 0; l < c->num_hidden_layers; l++) {
         const rl_layer *ly = &m->layers[l];
         const cu_layer *d = &eng->L[l];
         CU_TRY(rl_cu_rmsnorm(w->X, T, hid, d->in_norm, eps, w->A, det ? NULL : w->XB, eng->st));
+        mark(eng, 1);
         TRY(attention(&x, ly, d, e));
+        mark(eng, ly->softmax ? 3 : 2);
         CU_TRY(rl_cu_rmsnorm(w->X, T, hid, d->post_norm, eps, w->A, det ? NULL : w->XB, eng->st));
+        mark(eng, 1);
         TRY(mlp(&x, ly, d, e));
+        if (!ly->moe) mark(eng, 4);
     }
     if (nl) {
         CU_TRY(rl_cu_gather_rows(w->X, md.lrows, nl, hid, w->LOG, eng->st));
@@ -458,6 +510,7 @@ int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *
                              eng->st));
         TRY(gemm(eng, eng->lm_head, (int)V, hid, w->LOG, hid, nl, w->LOGITS, (int)V, 0, 1, e));
     }
+    mark(eng, 0);
     CU_TRY(cudaEventRecord(eng->ev1, eng->st));
     size_t r = 0;
     for (int s = 0; s < n; s++) {
@@ -470,6 +523,7 @@ int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *
     }
     CU_TRY(cudaStreamSynchronize(eng->st));
     CU_TRY(cudaGetLastError());
+    if (eng->prof) collect(eng);
     for (int s = 0; s < n; s++) spans[s].seq->pos += spans[s].n;
     return RL_OK;
 }

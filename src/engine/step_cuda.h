@@ -72,6 +72,13 @@ typedef struct rl_cuda_span {
 /* rl_step on the device. Every check happens before any state changes. */
 int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n_spans, rl_err *e);
 
+/* With RL_CUDA_PROFILE=1 in the environment at engine init: device seconds
+ * per phase accumulated over the steps since the last call with reset; names
+ * in rl_cuda_prof_names. */
+enum { RL_CUDA_PROF_CATS = 8 };
+extern const char *const rl_cuda_prof_names[RL_CUDA_PROF_CATS];
+void rl_cuda_profile(rl_cuda_engine *eng, double out[RL_CUDA_PROF_CATS], bool reset);
+
 /* Waits for the device and returns the seconds of the last rl_cuda_step's
  * device work between its first and last kernel (CUDA events). */
 double rl_cuda_last_step_seconds(rl_cuda_engine *eng);

@@ -41,14 +41,15 @@ static uint64_t name_seed(uint64_t seed, int a, int b, int c) {
     return h;
 }
 
-/* Writes matrix W as bf16 at dst (rows*cols elements). */
-static int put_mat(rl_cuda_engine *eng, const rl_wmat *W, uint16_t *dst, uint64_t seed, rl_err *e) {
+/* Writes matrix W at dst (rows*cols elements): bf16, or fp32 when eng->wf32. */
+static int put_mat(rl_cuda_engine *eng, const rl_wmat *W, void *dst, uint64_t seed, rl_err *e) {
     size_t n = (size_t)W->rows * (size_t)W->cols;
     if (!W->data)
         return rl_cu_fill_random_bf16(dst, n, seed, sqrtf(3.0f / (float)W->cols), eng->st)
                    ? rl_errf(e, RL_E_UNSUPPORTED, "random fill failed") : RL_OK;
-    if (W->dtype == RL_BF16) {
-        CU_TRY(cudaMemcpyAsync(dst, W->data, n * 2, cudaMemcpyHostToDevice, eng->st));
+    if (W->dtype == (eng->wf32 ? RL_F32 : RL_BF16)) {
+        CU_TRY(cudaMemcpyAsync(dst, W->data, n * rl_dtype_size(W->dtype), cudaMemcpyHostToDevice,
+                               eng->st));
         return RL_OK;
     }
     void *tmp = NULL;
@@ -62,9 +63,12 @@ static int put_mat(rl_cuda_engine *eng, const rl_wmat *W, uint16_t *dst, uint64_
         size_t sb = sizeof(float) * (size_t)sr * (size_t)scn;
         cr = (int)cudaMalloc((void **)&sc, sb);
         if (!cr) cr = (int)cudaMemcpyAsync(sc, W->scale, sb, cudaMemcpyHostToDevice, eng->st);
-        if (!cr) cr = rl_cu_f8_to_bf16(tmp, W->rows, W->cols, sc, W->sbr, W->sbc, dst, eng->st);
+        if (!cr) cr = rl_cu_f8_dequant(tmp, W->rows, W->cols, sc, W->sbr, W->sbc, dst, eng->wf32,
+                                       eng->st);
     } else if (!cr) {
-        cr = rl_cu_convert_bf16(tmp, W->dtype == RL_F32 ? 0 : 1, n, dst, eng->st);
+        int dt = W->dtype == RL_F32 ? 0 : W->dtype == RL_F16 ? 1 : 2;
+        cr = eng->wf32 ? rl_cu_convert_f32(tmp, dt, n, dst, eng->st)
+                       : rl_cu_convert_bf16(tmp, dt, n, dst, eng->st);
     }
     if (!cr) cr = (int)cudaStreamSynchronize(eng->st);
     if (cr) rc = rl_cu_fail(e, cr, "weight conversion");
@@ -73,10 +77,12 @@ static int put_mat(rl_cuda_engine *eng, const rl_wmat *W, uint16_t *dst, uint64_
     return rc;
 }
 
-static int mat(rl_cuda_engine *eng, const rl_wmat *W, uint16_t **out, uint64_t seed, rl_err *e) {
+static size_t esz(const rl_cuda_engine *eng) { return eng->wf32 ? 4 : 2; }
+
+static int mat(rl_cuda_engine *eng, const rl_wmat *W, void **out, uint64_t seed, rl_err *e) {
     *out = NULL;
     if (W->rows == 0) return RL_OK; /* absent */
-    int rc = dalloc(eng, (void **)out, (size_t)W->rows * W->cols * 2, e);
+    int rc = dalloc(eng, out, (size_t)W->rows * W->cols * esz(eng), e);
     return rc ? rc : put_mat(eng, W, *out, seed, e);
 }
 
@@ -90,11 +96,12 @@ static int vec(rl_cuda_engine *eng, const float *v, size_t n, float **out, rl_er
 }
 
 /* experts of one kind ([E] matrices of equal shape) into one [E][rows][cols] buffer */
-static int experts(rl_cuda_engine *eng, const rl_wmat *Ws, int E, uint16_t **out, uint64_t seed,
+static int experts(rl_cuda_engine *eng, const rl_wmat *Ws, int E, void **out, uint64_t seed,
                    rl_err *e) {
-    size_t per = (size_t)Ws[0].rows * Ws[0].cols;
-    int rc = dalloc(eng, (void **)out, per * (size_t)E * 2, e);
-    for (int x = 0; !rc && x < E; x++) rc = put_mat(eng, &Ws[x], *out + per * x, seed + (uint64_t)x, e);
+    size_t per = (size_t)Ws[0].rows * Ws[0].cols * esz(eng);
+    int rc = dalloc(eng, out, per * (size_t)E, e);
+    for (int x = 0; !rc && x < E; x++)
+        rc = put_mat(eng, &Ws[x], (char *)*out + per * x, seed + (uint64_t)x, e);
     return rc;
 }
 
@@ -131,12 +138,28 @@ static int router(rl_cuda_engine *eng, const rl_wmat *W, float **out, uint64_t s
         if (rc_) return rc_; \
     } while (0)
 
+/* Whether any matrix is stored in another dtype than bf16. */
+static int needs_f32(const rl_model *m) {
+    const rl_config *c = &m->cfg;
+#define NB(w) ((w).data && (w).dtype != RL_BF16)
+    if (NB(m->embed) || NB(m->lm_head)) return 1;
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        const rl_layer *y = &m->layers[l];
+        if (NB(y->qkv) || NB(y->dense) || NB(y->g_proj) || NB(y->gate) || NB(y->up) ||
+            NB(y->down) || NB(y->s_gate) || NB(y->s_up) || NB(y->s_down))
+            return 1;
+        for (int x = 0; y->moe && x < c->num_experts; x++)
+            if (NB(y->e_gate[x]) || NB(y->e_up[x]) || NB(y->e_down[x])) return 1;
+    }
+#undef NB
+    return 0;
+}
+
 int rl_cu_upload_weights(rl_cuda_engine *eng, rl_err *e) {
     const rl_model *m = eng->m;
     const rl_config *c = &m->cfg;
     uint64_t sd = eng->opt.random_seed;
-    if (m->embed.dtype == RL_F8_E4M3 && m->embed.data)
-        return rl_errf(e, RL_E_UNSUPPORTED, "CUDA backend: an F8 embedding table is not supported");
+    eng->wf32 = needs_f32(m);
     TRY(mat(eng, &m->embed, &eng->embed, name_seed(sd, -1, 0, 0), e));
     if (c->tie_word_embeddings) eng->lm_head = eng->embed;
     else TRY(mat(eng, &m->lm_head, &eng->lm_head, name_seed(sd, -1, 1, 0), e));

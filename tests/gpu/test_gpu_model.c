@@ -2,11 +2,18 @@
  * float64 PyTorch reference, tests/reference), on random checkpoints of
  * several shapes made by rl_mkmodel:
  *   - default mode (cuBLAS, bf16 operands): every logits row within 1e-2
- *     relative (L2) of the CPU's, for a whole prefill and for a split run;
+ *     relative (L2) of the CPU's, for a whole prefill and for a split run --
+ *     except rows whose token's expert choice is a near tie on the CPU (the
+ *     CPU's router logits, read from rl_step_train's tape: the gap between
+ *     the last chosen and the first unchosen score, or group score, below
+ *     TIE): there a rounding difference may pick another expert. Such rows
+ *     are counted and printed, and must stay under 5% of the rows;
  *   - deterministic mode: within 1e-2 of the CPU, and bitwise equal (memcmp)
  *     between a whole prefill, random step splits, token-by-token decode, and
  *     the same splits run beside other sequences.
  * Sequences of 150-300 tokens cross Lightning chunks (64) and KV pages (64).
+ * RL_GPU_TEST_SHAPES=N runs only the first N shapes, RL_GPU_TEST_TOKENS=N
+ * sequences of N tokens (sanitizer runs).
  * Exits 77 (CTest: skipped) when no GPU is present. */
 #include <math.h>
 #include <stdlib.h>
@@ -16,6 +23,7 @@
 #include "engine/step_cuda.h"
 #include "model/mkmodel.h"
 #include "testutil.h"
+#include "train/tape.h"
 
 typedef struct shape {
     const char *name;
@@ -27,13 +35,13 @@ typedef struct shape {
 
 static const shape SHAPES[] = {
     /* Ring-mini's pattern in small: linear x4 + softmax, MoE with groups, 1 shared expert */
-    {"hybrid_moe", 128, 5, 5, 4, 2, 32, 16, 4, 4, 2, 1, 1, 192, 32, 512, 2, 0, 0, 0, 150, 0.5f, RL_BF16},
+    {"hybrid_moe", 128, 5, 5, 4, 2, 64, 16, 4, 4, 2, 1, 1, 192, 32, 512, 2, 0, 0, 0, 150, 0.5f, RL_BF16},
     /* all softmax, GQA 4:1, dense MLP only, tied head, f32 weights */
-    {"softmax_dense_tied_f32", 256, 3, 1, 8, 2, 32, 0, 1, 1, 1, 0, 0, 256, 0, 700, 1, 1, 0, 0, 150, 0.5f, RL_F32},
+    {"softmax_dense_tied_f32", 256, 3, 1, 8, 2, 64, 0, 1, 1, 1, 0, 0, 256, 0, 700, 1, 1, 0, 0, 150, 0.5f, RL_F32},
     /* Lightning with SiLU, hf decay, 2 shared experts, MHA softmax tail, 300 tokens */
-    {"linear_silu_hf_shared2", 192, 4, 4, 4, 4, 48, 8, 2, 1, 1, 2, 0, 128, 24, 333, 4, 0, 1, 1, 300, 1.0f, RL_BF16},
+    {"linear_silu_hf_shared2", 192, 4, 4, 4, 4, 64, 8, 2, 1, 1, 2, 0, 128, 24, 333, 4, 0, 1, 1, 300, 1.0f, RL_BF16},
     /* head_dim 128, GQA 4:1, f8 weights with block scales */
-    {"d128_gqa4_f8", 256, 4, 2, 2, 1, 128, 8, 2, 2, 1, 1, 1, 256, 64, 512, 2, 0, 0, 0, 150, 0.5f, RL_F8_E4M3},
+    {"d128_gqa4_f8", 256, 4, 2, 4, 1, 128, 8, 2, 2, 1, 1, 1, 256, 64, 512, 2, 0, 0, 0, 150, 0.5f, RL_F8_E4M3},
 };
 
 static int make(const shape *s, char *dir, size_t n) {
@@ -56,22 +64,75 @@ static int make(const shape *s, char *dir, size_t n) {
     return 0;
 }
 
-/* CPU logits of all positions, one step */
-static float *cpu_logits(rl_model *m, const int *ids, int n) {
+#define TIE 5e-3f
+
+static int cmp_desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+/* Smallest selection margin of the router of src/model/router.c for logits z. */
+static float route_margin(const rl_config *c, const float *z, const float *bias) {
+    int E = c->num_experts, K = c->num_experts_per_tok, G = c->n_group, gs = E / G;
+    float b[4096], gsc[256], sel[4096];
+    unsigned char keep[256] = {0};
+    float margin = INFINITY;
+    for (int e = 0; e < E; e++) b[e] = 1.0f / (1.0f + expf(-z[e])) + bias[e];
+    if (G > 1) {
+        float sorted[256];
+        for (int g = 0; g < G; g++) {
+            float t[4096];
+            memcpy(t, b + g * gs, sizeof(float) * gs);
+            qsort(t, gs, sizeof(float), cmp_desc);
+            gsc[g] = t[0] + t[1];
+            sorted[g] = gsc[g];
+        }
+        qsort(sorted, G, sizeof(float), cmp_desc);
+        if (c->topk_group < G) margin = sorted[c->topk_group - 1] - sorted[c->topk_group];
+        for (int r = 0; r < c->topk_group; r++) /* the groups the router keeps */
+            for (int g = 0; g < G; g++)
+                if (!keep[g] && gsc[g] >= sorted[r]) { keep[g] = 1; break; }
+    } else {
+        keep[0] = 1;
+        gs = E;
+    }
+    int n = 0;
+    for (int e = 0; e < E; e++)
+        if (keep[G > 1 ? e / gs : 0]) sel[n++] = b[e];
+    qsort(sel, n, sizeof(float), cmp_desc);
+    if (K < n && sel[K - 1] - sel[K] < margin) margin = sel[K - 1] - sel[K];
+    return margin;
+}
+
+/* CPU logits of all positions, one step; tie[t] = 1 when token t's routing is
+ * a near tie in some MoE layer. */
+static float *cpu_logits(rl_model *m, const int *ids, int n, unsigned char *tie) {
     rl_engine eng;
     rl_slot sl;
+    rl_tape tape;
     rl_err e = {0};
     size_t V = (size_t)m->cfg.vocab_size;
     float *out = malloc(sizeof(float) * V * n);
-    if (!out || rl_engine_init(&eng, m, 0, &e) || rl_slot_init(&sl, m, &e)) {
+    if (!out || rl_engine_init(&eng, m, 0, &e) || rl_slot_init(&sl, m, &e) ||
+        rl_tape_alloc(&tape, m, n, &e)) {
         fprintf(stderr, "cpu: %s\n", e.msg);
         exit(1);
     }
     rl_span sp = {&sl, ids, n, 0, RL_LOGITS_ALL, out};
-    if (rl_step(&eng, &sp, 1, &e)) {
+    if (rl_step_train(&eng, &sp, 1, &tape, &e)) {
         fprintf(stderr, "cpu step: %s\n", e.msg);
         exit(1);
     }
+    const rl_config *c = &m->cfg;
+    memset(tie, 0, (size_t)n);
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        if (!m->layers[l].moe || !tape.layers[l].router) continue;
+        for (int t = 0; t < n; t++)
+            if (route_margin(c, tape.layers[l].router + (size_t)t * c->num_experts,
+                             m->layers[l].expert_bias) < TIE)
+                tie[t] = 1;
+    }
+    rl_tape_free(&tape, m);
     rl_slot_free(&sl, &eng.pool);
     rl_engine_free(&eng);
     return out;
@@ -114,9 +175,13 @@ fail:
     exit(1);
 }
 
-static double worst_rel(const float *a, const float *ref, int n, size_t V, int *bad_row) {
+/* Worst per-row relative L2 error over the rows that are not near routing
+ * ties; *n_tie_bad counts tie rows above 1e-2 (excused). */
+static double worst_rel(const float *a, const float *ref, int n, size_t V,
+                        const unsigned char *tie, int *bad_row, int *n_tie_bad) {
     double worst = 0;
     *bad_row = -1;
+    *n_tie_bad = 0;
     for (int r = 0; r < n; r++) {
         double num = 0, den = 0;
         for (size_t i = 0; i < V; i++) {
@@ -125,8 +190,13 @@ static double worst_rel(const float *a, const float *ref, int n, size_t V, int *
             den += (double)ref[r * V + i] * ref[r * V + i];
         }
         double rel = sqrt(num / (den > 0 ? den : 1));
-        if (!(rel <= worst)) { /* NaN counts as worst */
-            worst = isnan(rel) ? INFINITY : rel;
+        if (isnan(rel)) rel = INFINITY;
+        if (tie[r] && rel >= 1e-2) {
+            (*n_tie_bad)++;
+            continue;
+        }
+        if (!(rel <= worst)) {
+            worst = rel;
             *bad_row = r;
         }
     }
@@ -155,7 +225,9 @@ int main(void) {
     char dev[512];
     rl_cuda_describe(0, dev, sizeof dev);
     printf("device: %s\n", dev);
-    for (size_t si = 0; si < sizeof SHAPES / sizeof SHAPES[0]; si++) {
+    size_t n_shapes = sizeof SHAPES / sizeof SHAPES[0];
+    if (getenv("RL_GPU_TEST_SHAPES")) n_shapes = (size_t)atoi(getenv("RL_GPU_TEST_SHAPES"));
+    for (size_t si = 0; si < n_shapes && si < sizeof SHAPES / sizeof SHAPES[0]; si++) {
         const shape *s = &SHAPES[si];
         char dir[1024];
         if (make(s, dir, sizeof dir)) return 1;
@@ -164,25 +236,36 @@ int main(void) {
         if (rl_model_load(dir, &lo, &m, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
         size_t V = (size_t)m.cfg.vocab_size;
         int n = s->n_tok;
+        if (getenv("RL_GPU_TEST_TOKENS")) n = atoi(getenv("RL_GPU_TEST_TOKENS"));
         uint64_t seed = 1000 + si;
         int *ids = malloc(sizeof(int) * n), *steps = malloc(sizeof(int) * n), *ones = malloc(sizeof(int) * n);
         for (int i = 0; i < n; i++) { ids[i] = (int)(rl_t_rand(&seed) % V); ones[i] = 1; }
-        float *ref = cpu_logits(&m, ids, n);
+        unsigned char *tie = malloc((size_t)n);
+        float *ref = cpu_logits(&m, ids, n, tie);
+        int n_tie = 0;
+        for (int i = 0; i < n; i++) n_tie += tie[i];
+        printf("%-24s %d of %d tokens have a near-tie expert choice on the CPU (margin < %g)\n",
+               s->name, n_tie, n, TIE);
         for (int det = 0; det <= 1; det++) {
             rl_cuda_engine *g;
             rl_cuda_opts co = {.deterministic = det, .max_kv_pages = 64};
             if (rl_cuda_engine_init(&g, &m, &co, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
             const char *mode = det ? "deterministic" : "default";
-            int whole = n, bad;
+            int whole = n, bad, tb;
+            int fails0 = rl_t_fail;
             float *a = gpu_logits(g, &m, ids, n, &whole, 1, 0, 1);
-            double w = worst_rel(a, ref, n, V, &bad);
-            printf("%-24s %-13s whole prefill    worst row rel err %.2e (row %d)\n", s->name, mode, w, bad);
+            double w = worst_rel(a, ref, n, V, tie, &bad, &tb);
+            printf("%-24s %-13s whole prefill    worst row rel err %.2e (row %d); %d tie rows "
+                   "above 1e-2\n", s->name, mode, w, bad, tb);
             CHECK(w < 1e-2, "%s %s: whole prefill: row %d rel err %.3e vs CPU", s->name, mode, bad, w);
+            CHECK(tb * 20 <= n, "%s %s: %d tie rows above 1e-2", s->name, mode, tb);
             int k = random_steps(n, &seed, steps);
             float *b = gpu_logits(g, &m, ids, n, steps, k, 0, 2);
-            w = worst_rel(b, ref, n, V, &bad);
-            printf("%-24s %-13s %3d random steps worst row rel err %.2e (row %d)\n", s->name, mode, k, w, bad);
+            w = worst_rel(b, ref, n, V, tie, &bad, &tb);
+            printf("%-24s %-13s %3d random steps worst row rel err %.2e (row %d); %d tie rows "
+                   "above 1e-2\n", s->name, mode, k, w, bad, tb);
             CHECK(w < 1e-2, "%s %s: split: row %d rel err %.3e vs CPU", s->name, mode, bad, w);
+            CHECK(tb * 20 <= n, "%s %s: %d tie rows above 1e-2", s->name, mode, tb);
             if (det) {
                 size_t bytes = sizeof(float) * V * n;
                 CHECK(!memcmp(a, b, bytes), "%s: random split != whole prefill (bitwise)", s->name);
@@ -202,14 +285,14 @@ int main(void) {
                 CHECK(!memcmp(a, h, bytes), "%s: whole prefill beside 2 sequences != alone "
                       "(bitwise)", s->name);
                 printf("%-24s %-13s bitwise: split, token-by-token, with companions: %s\n", s->name,
-                       mode, rl_t_fail ? "see failures" : "equal");
+                       mode, rl_t_fail > fails0 ? "see failures" : "equal");
                 free(c); free(d); free(f); free(h);
             }
             free(a);
             free(b);
             rl_cuda_engine_free(g);
         }
-        free(ref); free(ids); free(steps); free(ones);
+        free(ref); free(ids); free(steps); free(ones); free(tie);
         rl_model_free(&m);
     }
     return rl_test_done();

@@ -40,13 +40,14 @@ __device__ float f8e4m3(uint8_t v) {
 }
 
 __global__ void f8_kernel(const uint8_t *src, int rows, int cols, const float *scale, int sbr,
-                          int sbc, uint16_t *dst) {
+                          int sbc, void *dst, int dst_f32) {
     size_t n = (size_t)rows * cols;
     int sc = (cols + sbc - 1) / sbc;
     for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT) {
         int r = (int)(i / cols), c = (int)(i % cols);
         float v = f8e4m3(src[i]) * scale[(size_t)(r / sbr) * sc + c / sbc];
-        dst[i] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+        if (dst_f32) ((float *)dst)[i] = v;
+        else ((uint16_t *)dst)[i] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
     }
 }
 
@@ -85,11 +86,12 @@ int rl_cu_convert_f32(const void *src, int dtype, size_t n, float *dst, void *st
     return (int)cudaGetLastError();
 }
 
-int rl_cu_f8_to_bf16(const uint8_t *src, int rows, int cols, const float *scale, int sbr, int sbc,
-                     uint16_t *dst, void *stream) {
+int rl_cu_f8_dequant(const uint8_t *src, int rows, int cols, const float *scale, int sbr, int sbc,
+                     void *dst, int dst_f32, void *stream) {
     size_t n = (size_t)rows * cols;
     if (!n) return 0;
-    f8_kernel<<<grid_for(n), NT, 0, (cudaStream_t)stream>>>(src, rows, cols, scale, sbr, sbc, dst);
+    f8_kernel<<<grid_for(n), NT, 0, (cudaStream_t)stream>>>(src, rows, cols, scale, sbr, sbc, dst,
+                                                            dst_f32);
     return (int)cudaGetLastError();
 }
 

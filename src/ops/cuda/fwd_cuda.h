@@ -44,8 +44,8 @@ typedef struct rl_cu_gemm {
 } rl_cu_gemm;
 int rl_cu_wgemm(const rl_cu_gemm *g, void *stream);
 
-/* x[t] = float(E[ids[t]]), E bf16 [V][dim]. */
-int rl_cu_embed(const uint16_t *E, const int *ids, int T, int dim, float *x, void *stream);
+/* x[t] = float(E[ids[t]]), E [V][dim] bf16 (e_f32 = 0) or fp32. */
+int rl_cu_embed(const void *E, int e_f32, const int *ids, int T, int dim, float *x, void *stream);
 
 /* y[r] = w * (x[r] * 1/sqrt(mean(x[r]^2) + eps)) (y may be x); ybf (may be
  * NULL) also gets y rounded to bf16, row stride dim. */
@@ -93,11 +93,11 @@ int rl_cu_moe_combine(float *x, const float *yk, const float *wt, const float *y
                       int dim, void *stream);
 
 /* Weight conversion at upload: n elements of src (dtype: 0 f32, 1 f16, 2
- * bf16) to bf16 or to fp32. F8 E4M3 with block scales to bf16. */
+ * bf16) to bf16 or to fp32. F8 E4M3 with block scales to bf16 or fp32. */
 int rl_cu_convert_bf16(const void *src, int dtype, size_t n, uint16_t *dst, void *stream);
 int rl_cu_convert_f32(const void *src, int dtype, size_t n, float *dst, void *stream);
-int rl_cu_f8_to_bf16(const uint8_t *src, int rows, int cols, const float *scale, int sbr,
-                     int sbc, uint16_t *dst, void *stream);
+int rl_cu_f8_dequant(const uint8_t *src, int rows, int cols, const float *scale, int sbr,
+                     int sbc, void *dst, int dst_f32, void *stream);
 /* bf16 uniform values in [-bound, bound) from a hash of (seed, index): the
  * random weights of benchmark models built without a checkpoint. */
 int rl_cu_fill_random_bf16(uint16_t *dst, size_t n, uint64_t seed, float bound, void *stream);

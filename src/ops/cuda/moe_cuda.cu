@@ -65,6 +65,96 @@ __global__ void route_kernel(const float *logits, int T, int E, int K, int G, in
     }
 }
 
+/* The same routing with one warp per token (E <= 1024, G <= 32), scores in
+ * shared memory: argmax over lanes keeps the larger score and, on equal
+ * scores, the lower index -- the CPU's first maximum. */
+constexpr int RW = 4, EMAX = 1024;
+
+__device__ __forceinline__ void warp_argmax(float &v, int &i) {
+#pragma unroll
+    for (int s = 16; s >= 1; s >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, v, s);
+        int oi = __shfl_xor_sync(0xffffffffu, i, s);
+        if (oi >= 0 && (i < 0 || ov > v || (ov == v && oi < i))) {
+            v = ov;
+            i = oi;
+        }
+    }
+}
+
+__global__ void __launch_bounds__(RW * 32) route_warp_kernel(const float *logits, int T, int E, int K,
+                                                           int G, int topk_group, float scale,
+                                                           const float *bias, int *sel_out,
+                                                           float *w_out) {
+    __shared__ float sh_sig[RW][EMAX], sh_b[RW][EMAX];
+    __shared__ unsigned char sh_ok[RW][EMAX];
+    __shared__ float sh_g[RW][32];
+    __shared__ int sh_keep[RW][32];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int t = blockIdx.x * RW + warp;
+    if (t >= T) return;
+    const float *z = logits + (size_t)t * E;
+    float *sig = sh_sig[warp], *b = sh_b[warp];
+    unsigned char *ok = sh_ok[warp];
+    for (int e = lane; e < E; e += 32) {
+        sig[e] = 1.0f / (1.0f + expf(-z[e]));
+        b[e] = sig[e] + bias[e];
+    }
+    __syncwarp();
+    if (G > 1) {
+        int gs = E / G;
+        if (lane < G) { /* sum of the two largest of the group (as router.c) */
+            const float *x = b + lane * gs;
+            int i1 = 0;
+            for (int i = 1; i < gs; i++)
+                if (x[i] > x[i1]) i1 = i;
+            int i2 = i1 == 0 ? 1 : 0;
+            for (int i = 0; i < gs; i++)
+                if (i != i1 && x[i] > x[i2]) i2 = i;
+            sh_g[warp][lane] = x[i1] + x[i2];
+            sh_keep[warp][lane] = 0;
+        }
+        __syncwarp();
+        if (lane == 0)
+            for (int r = 0; r < topk_group; r++) {
+                int best = -1;
+                for (int g = 0; g < G; g++)
+                    if (!sh_keep[warp][g] && (best < 0 || sh_g[warp][g] > sh_g[warp][best])) best = g;
+                sh_keep[warp][best] = 1;
+            }
+        __syncwarp();
+        for (int e = lane; e < E; e += 32) ok[e] = (unsigned char)sh_keep[warp][e / gs];
+    } else {
+        for (int e = lane; e < E; e += 32) ok[e] = 1;
+    }
+    __syncwarp();
+    int *sel = sel_out + (size_t)t * K;
+    float *w = w_out + (size_t)t * K;
+    float sum = 0.0f;
+    for (int r = 0; r < K; r++) {
+        float v = 0.0f;
+        int bi = -1;
+        for (int e = lane; e < E; e += 32)
+            if (ok[e] && (bi < 0 || b[e] > v)) {
+                v = b[e];
+                bi = e;
+            }
+        warp_argmax(v, bi);
+        if (lane == 0) {
+            sel[r] = bi;
+            ok[bi] = 0;
+        }
+        sum += sig[bi];
+        __syncwarp();
+    }
+    if (lane == 0)
+        for (int r = 0; r < K; r++) {
+            float x = sig[sel[r]];
+            if (K > 1) x = x / (sum + 1e-20f);
+            w[r] = x * scale;
+        }
+}
+
 constexpr int BT = 256;
 
 /* one block per expert: how many assignments chose it */
@@ -82,17 +172,27 @@ __global__ void count_kernel(const int *sel, int TK, int *counts) {
     }
 }
 
+/* exclusive scans of the counts (one block; the serial part runs on shared memory) */
 __global__ void scan_kernel(const int *counts, int E, int *offsets, int *tile_off) {
-    if (threadIdx.x != 0) return;
-    int o = 0, t = 0;
-    for (int e = 0; e < E; e++) {
-        offsets[e] = o;
-        tile_off[e] = t;
-        o += counts[e];
-        t += (counts[e] + 7) / 8;
+    __shared__ int c[4096], o[4097], tl[4097];
+    for (int e = threadIdx.x; e < E; e += blockDim.x) c[e] = counts[e];
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int a = 0, t = 0;
+        for (int e = 0; e < E; e++) {
+            o[e] = a;
+            tl[e] = t;
+            a += c[e];
+            t += (c[e] + 7) / 8;
+        }
+        o[E] = a;
+        tl[E] = t;
     }
-    offsets[E] = o;
-    tile_off[E] = t;
+    __syncthreads();
+    for (int e = threadIdx.x; e <= E; e += blockDim.x) {
+        offsets[e] = o[e];
+        tile_off[e] = tl[e];
+    }
 }
 
 /* one block per expert: writes its assignments in ascending order */
@@ -136,6 +236,11 @@ extern "C" {
 int rl_cu_route(const float *logits, int T, int E, int K, int G, int topk_group, float scale,
                 const float *bias, float *scratch, int *sel, float *wt, void *stream) {
     if (T <= 0) return 0;
+    if (E <= EMAX && G <= 32 && (G <= 1 || E / G >= 2)) {
+        route_warp_kernel<<<(T + RW - 1) / RW, RW * 32, 0, (cudaStream_t)stream>>>(
+            logits, T, E, K, G, topk_group, scale, bias, sel, wt);
+        return (int)cudaGetLastError();
+    }
     route_kernel<<<(T + 63) / 64, 64, 0, (cudaStream_t)stream>>>(logits, T, E, K, G, topk_group,
                                                                  scale, bias, scratch, sel, wt);
     return (int)cudaGetLastError();
@@ -144,8 +249,9 @@ int rl_cu_route(const float *logits, int T, int E, int K, int G, int topk_group,
 int rl_cu_moe_bucket(const int *sel, int TK, int E, int *counts, int *offsets, int *tile_off,
                      int *rows, void *stream) {
     cudaStream_t s = (cudaStream_t)stream;
+    if (E > 4096) return (int)cudaErrorInvalidValue;
     count_kernel<<<E, BT, 0, s>>>(sel, TK, counts);
-    scan_kernel<<<1, 32, 0, s>>>(counts, E, offsets, tile_off);
+    scan_kernel<<<1, BT, 0, s>>>(counts, E, offsets, tile_off);
     fill_kernel<<<E, BT, 0, s>>>(sel, TK, offsets, rows);
     return (int)cudaGetLastError();
 }

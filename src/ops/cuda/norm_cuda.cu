@@ -32,10 +32,16 @@ __device__ float block_sum(float v, float *sh) {
     return t;
 }
 
-__global__ void embed_kernel(const uint16_t *E, const int *ids, int dim, float *x) {
-    const uint16_t *row = E + (size_t)ids[blockIdx.x] * dim;
+__global__ void embed_kernel(const void *E, int e_f32, const int *ids, int dim, float *x) {
+    size_t off = (size_t)ids[blockIdx.x] * dim;
     float *y = x + (size_t)blockIdx.x * dim;
-    for (int i = threadIdx.x; i < dim; i += NT) y[i] = __uint_as_float((uint32_t)row[i] << 16);
+    if (e_f32) {
+        const float *row = (const float *)E + off;
+        for (int i = threadIdx.x; i < dim; i += NT) y[i] = row[i];
+    } else {
+        const uint16_t *row = (const uint16_t *)E + off;
+        for (int i = threadIdx.x; i < dim; i += NT) y[i] = __uint_as_float((uint32_t)row[i] << 16);
+    }
 }
 
 __global__ void rmsnorm_kernel(const float *x, int dim, const float *w, float eps, float *y,
@@ -135,9 +141,9 @@ int grid_for(size_t n) {
 
 extern "C" {
 
-int rl_cu_embed(const uint16_t *E, const int *ids, int T, int dim, float *x, void *stream) {
+int rl_cu_embed(const void *E, int e_f32, const int *ids, int T, int dim, float *x, void *stream) {
     if (T <= 0) return 0;
-    embed_kernel<<<T, NT, 0, (cudaStream_t)stream>>>(E, ids, dim, x);
+    embed_kernel<<<T, NT, 0, (cudaStream_t)stream>>>(E, e_f32, ids, dim, x);
     return (int)cudaGetLastError();
 }
 

@@ -1,0 +1,351 @@
+/* GPU model benchmark: prefill and decode speed of full model shapes on the
+ * CUDA backend, each figure beside its floor (bytes / the card's measured
+ * copy bandwidth, FLOPs / the card's measured cuBLAS bf16 rate; both
+ * measured in the same run).
+ *
+ * Models are built from presets without a checkpoint (rl_model_skeleton):
+ * the device fills the matrices with hashed random bf16 values, so the
+ * routing is as random as mkmodel's and no 32 GB file is written or read.
+ *
+ *   bench_gpu [--model PRESET[:softmax]]... [--contexts 4096,32768,131072]
+ *             [--batches 1,16,64,256] [--budget S] [--step 4096]
+ *             [--deterministic]
+ * PRESET:softmax is the preset with layer_group_size = 1 (every layer
+ * softmax). Prefill feeds the context in steps of --step tokens; the time to
+ * reach each context is its prefill time. Decode forks B sequences from the
+ * prefilled context (KV pages shared, Lightning state copied), runs 2 warm-up
+ * steps and 5 timed steps of one token per sequence (logits of every
+ * sequence). Each model gets --budget seconds (default 90); what does not fit
+ * is printed as "not measured". */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "engine/step_cuda.h"
+#include "model/mkmodel.h"
+#include "model/model_skeleton.h"
+#include "ops/cuda/fwd_cuda.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#define CK(x)                                                                      \
+    do {                                                                           \
+        int rc_ = (int)(x);                                                        \
+        if (rc_) {                                                                 \
+            fprintf(stderr, "bench_gpu: %s failed (%d) at line %d\n", #x, rc_, __LINE__); \
+            return -1;                                                             \
+        }                                                                          \
+    } while (0)
+
+/* device-to-device copy: bytes read + written per second (GB/s) */
+static double copy_bandwidth(void) {
+    size_t n = (size_t)2 << 30;
+    void *a = NULL, *b = NULL;
+    cudaEvent_t e0, e1;
+    CK(cudaMalloc(&a, n));
+    CK(cudaMalloc(&b, n));
+    CK(rl_cu_fill_random_bf16(a, n / 2, 1, 1.0f, NULL));
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    for (int i = 0; i < 3; i++) CK(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        cudaEventRecord(e0, 0);
+        for (int i = 0; i < 4; i++) cudaMemcpyAsync(i & 1 ? a : b, i & 1 ? b : a, n, cudaMemcpyDeviceToDevice, 0);
+        cudaEventRecord(e1, 0);
+        cudaEventSynchronize(e1);
+        float ms;
+        cudaEventElapsedTime(&ms, e0, e1);
+        double bw = 4.0 * 2.0 * (double)n / (ms / 1e3) / 1e9;
+        if (bw > best) best = bw;
+    }
+    cudaFree(a);
+    cudaFree(b);
+    return best;
+}
+
+/* cuBLAS bf16 x bf16 -> fp32 GEMM, 8192^3, random data (TFLOP/s) */
+static double cublas_rate(void) {
+    int n = 8192;
+    void *a = NULL, *b = NULL, *c = NULL;
+    cublasHandle_t h;
+    cudaEvent_t e0, e1;
+    CK(cudaMalloc(&a, (size_t)n * n * 2));
+    CK(cudaMalloc(&b, (size_t)n * n * 2));
+    CK(cudaMalloc(&c, (size_t)n * n * 4));
+    CK(rl_cu_fill_random_bf16(a, (size_t)n * n, 2, 1.0f, NULL));
+    CK(rl_cu_fill_random_bf16(b, (size_t)n * n, 3, 1.0f, NULL));
+    CK(cublasCreate(&h));
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    float al = 1, be = 0;
+    double best = 0;
+    for (int r = 0; r < 6; r++) {
+        cudaEventRecord(e0, 0);
+        for (int i = 0; i < 5; i++)
+            CK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &al, a, CUDA_R_16BF, n, b,
+                            CUDA_R_16BF, n, &be, c, CUDA_R_32F, n, CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT));
+        cudaEventRecord(e1, 0);
+        cudaEventSynchronize(e1);
+        float ms;
+        cudaEventElapsedTime(&ms, e0, e1);
+        double t = 5 * 2.0 * n * (double)n * n / (ms / 1e3) / 1e12;
+        if (r > 0 && t > best) best = t;
+    }
+    cublasDestroy(h);
+    cudaFree(a);
+    cudaFree(b);
+    cudaFree(c);
+    return best;
+}
+
+static int *parse_list(const char *s, int *n) {
+    int *v = malloc(sizeof(int) * 64), k = 0;
+    for (const char *p = s; p && *p && k < 64;) {
+        v[k++] = atoi(p);
+        p = strchr(p, ',');
+        if (p) p++;
+    }
+    *n = k;
+    return v;
+}
+
+typedef struct counts {
+    double w_fixed;     /* bf16/f32 bytes read once per step whatever the batch */
+    double w_expert;    /* bytes of one routed expert (gate+up+down) */
+    double params_tok;  /* weight elements a token multiplies (active, no embedding) */
+    double state_seq;   /* Lightning state bytes read per sequence per step */
+    double kv_tok;      /* KV bytes per context token per sequence */
+    int n_moe, E, K;
+} counts;
+
+static counts count(const rl_model *m) {
+    const rl_config *c = &m->cfg;
+    counts k = {0};
+    double hid = c->hidden_size, HD = (double)c->num_attention_heads * c->head_dim;
+    double D = c->head_dim, V = c->vocab_size;
+    k.w_fixed = V * hid * 2;
+    k.params_tok = V * hid;
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        const rl_layer *ly = &m->layers[l];
+        double a = (double)ly->qkv.rows * hid + hid * HD + (ly->softmax ? 0 : HD * hid);
+        double mlp;
+        if (!ly->moe) {
+            mlp = 3.0 * c->intermediate_size * hid;
+        } else {
+            k.n_moe++;
+            mlp = 3.0 * (ly->has_shared ? ly->s_gate.rows : 0) * hid;
+            k.w_fixed += (double)c->num_experts * hid * 4; /* fp32 router */
+            k.params_tok += (double)c->num_experts * hid + c->num_experts_per_tok * 3.0 * c->moe_intermediate_size * hid;
+        }
+        k.w_fixed += (a + mlp) * 2;
+        k.params_tok += a + mlp;
+    }
+    k.w_expert = 3.0 * c->moe_intermediate_size * hid * 2;
+    k.state_seq = (double)m->n_linear * c->num_attention_heads * D * D * 4;
+    k.kv_tok = (double)m->n_softmax * 2 * c->num_key_value_heads * D * 4;
+    k.E = c->num_experts;
+    k.K = c->num_experts_per_tok;
+    (void)HD;
+    return k;
+}
+
+/* FLOPs of a prefill of N tokens: weights + attention (causal softmax; Lightning
+ * intra-chunk, inter-chunk and fold terms) */
+static double prefill_flops(const rl_model *m, const counts *k, double N) {
+    const rl_config *c = &m->cfg;
+    double H = c->num_attention_heads, D = c->head_dim;
+    double f = 2.0 * k->params_tok * N - 2.0 * c->vocab_size * (double)c->hidden_size * (N - 1);
+    f += m->n_softmax * 2.0 * H * D * N * N;
+    f += m->n_linear * N * H * (4.0 * D * D + 2.0 * D * RL_CHUNK);
+    return f;
+}
+
+static double decode_bytes(const counts *k, int B, double ctx) {
+    double uniq = k->E ? k->E * (1.0 - pow(1.0 - (double)k->K / k->E, B)) : 0;
+    return k->w_fixed + k->n_moe * uniq * k->w_expert + B * (k->state_seq + k->kv_tok * ctx);
+}
+
+static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, int nb,
+                     double budget, int stepsz, int det, double bw, double tflops) {
+    char name[128];
+    snprintf(name, sizeof name, "%s", spec);
+    char *colon = strchr(name, ':');
+    int softmax = colon && !strcmp(colon + 1, "softmax");
+    if (colon) *colon = 0;
+    rl_config c;
+    rl_err e = {0};
+    if (rl_config_preset(name, &c, &e)) return fprintf(stderr, "%s\n", e.msg), 1;
+    if (softmax) c.layer_group_size = 1;
+    int maxctx = 0;
+    for (int i = 0; i < nc; i++) maxctx = ctxs[i] > maxctx ? ctxs[i] : maxctx;
+    if (c.max_position_embeddings < maxctx + 64) c.max_position_embeddings = maxctx + 64;
+    if (rl_config_finish(&c, spec, &e)) return fprintf(stderr, "%s\n", e.msg), 1;
+    rl_model m;
+    if (rl_model_skeleton(&c, &m, &e)) return fprintf(stderr, "%s\n", e.msg), 1;
+    counts k = count(&m);
+    int maxb = 0;
+    for (int i = 0; i < nb; i++) maxb = bs[i] > maxb ? bs[i] : maxb;
+    int pages = (maxctx + 63) / 64 + 2 * maxb + 64;
+    rl_cuda_opts o = {.deterministic = det, .max_kv_pages = pages, .random_seed = 42};
+    double t0 = now();
+    rl_cuda_engine *g;
+    if (rl_cuda_engine_init(&g, &m, &o, &e)) {
+        printf("| %s | init failed: %s |\n", spec, e.msg);
+        rl_model_free(&m);
+        return 1;
+    }
+    printf("\n### %s (%s layers: %d linear + %d softmax; %s GEMMs)\n\n", spec, name, m.n_linear,
+           m.n_softmax, det ? "deterministic" : "cuBLAS");
+    printf("weights on device %.2f GB (upload/fill %.1f s); KV pool %.2f GB; per token %.3f GB "
+           "active weights (%.2f G weight elements)\n\n",
+           rl_cuda_weight_bytes(g) / 1e9, now() - t0, rl_cuda_kv_pool_bytes(g) / 1e9,
+           (k.w_fixed + k.n_moe * k.K * k.w_expert) / 1e9, k.params_tok / 1e9);
+    double start = now();
+    int V = c.vocab_size;
+    float *logits = malloc(sizeof(float) * (size_t)V * (maxb > 1 ? maxb : 1));
+    int *tok = malloc(sizeof(int) * (size_t)(maxctx + 64));
+    uint64_t s = 12345;
+    for (int i = 0; i < maxctx + 64; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        tok[i] = (int)((s >> 33) % (uint64_t)V);
+    }
+    /* prefill, recording the time to reach each context; snapshots for decode */
+    rl_cuda_seq *base = NULL, *snap[16] = {0};
+    double tp[16];
+    int reached = 0;
+    if (rl_cuda_seq_new(g, &base, &e)) { printf("%s\n", e.msg); return 1; }
+    printf("| test | tokens/s | floor tokens/s | %% of floor | note |\n|---|---|---|---|---|\n");
+    double tt = 0;
+    for (int ci = 0; ci < nc; ci++) {
+        int target = ctxs[ci];
+        while (rl_cuda_seq_pos(base) < target && now() - start < budget * 0.5) {
+            int pos = rl_cuda_seq_pos(base), n = target - pos < stepsz ? target - pos : stepsz;
+            rl_cuda_span sp = {base, tok + pos, n, pos, RL_LOGITS_LAST, logits};
+            double a = now();
+            if (rl_cuda_step(g, &sp, 1, &e)) { printf("prefill: %s\n", e.msg); goto done; }
+            tt += now() - a;
+        }
+        if (rl_cuda_seq_pos(base) < target) {
+            for (int cj = ci; cj < nc; cj++)
+                printf("| pp%d | not measured | | | past the time budget (%.0f s for the prefills) |\n",
+                       ctxs[cj], budget * 0.5);
+            break;
+        }
+        tp[ci] = tt;
+        double fl = prefill_flops(&m, &k, target), floor_s = fl / (tflops * 1e12);
+        double att = m.n_softmax * 2.0 * c.num_attention_heads * c.head_dim * (double)target * target;
+        printf("| pp%d | %.0f | %.0f | %.0f%% | %.1f s; %.3f PFLOP (%.0f%% softmax attention) in "
+               "steps of %d |\n", target, target / tt, target / floor_s, 100 * floor_s / tt, tt,
+               fl / 1e15, 100 * att / fl, stepsz);
+        fflush(stdout);
+        if (rl_cuda_seq_new(g, &snap[ci], &e) || rl_cuda_seq_fork(snap[ci], base, &e)) {
+            printf("snapshot: %s\n", e.msg);
+            goto done;
+        }
+        reached = ci + 1;
+    }
+    (void)tp;
+    /* decode */
+    for (int ci = 0; ci < reached; ci++) {
+        for (int bi = 0; bi < nb; bi++) {
+            int B = bs[bi], ctx = ctxs[ci];
+            if (now() - start > budget) {
+                printf("| tg b%d @ %d | not measured | | | past the time budget (%.0f s) |\n", B, ctx, budget);
+                continue;
+            }
+            rl_cuda_seq **q = calloc((size_t)B, sizeof *q);
+            rl_cuda_span *sp = calloc((size_t)B, sizeof *sp);
+            int ok = q && sp;
+            for (int i = 0; ok && i < B; i++)
+                ok = !rl_cuda_seq_new(g, &q[i], &e) && !rl_cuda_seq_fork(q[i], snap[ci], &e);
+            double td = 0;
+            rl_cuda_profile(g, NULL, true);
+            for (int st = 0; ok && st < 7; st++) {
+                if (st == 2) rl_cuda_profile(g, NULL, true);
+                for (int i = 0; i < B; i++)
+                    sp[i] = (rl_cuda_span){q[i], tok + ctx + st + (i % 7), 1, ctx + st, RL_LOGITS_LAST,
+                                           logits + (size_t)i * V};
+                double a = now();
+                ok = !rl_cuda_step(g, sp, B, &e);
+                if (st >= 2) td += now() - a;
+            }
+            if (!ok) {
+                printf("| tg b%d @ %d | failed | | | %s |\n", B, ctx, e.msg);
+            } else {
+                double tps = 5.0 * B / td, by = decode_bytes(&k, B, ctx), fl = by / (bw * 1e9);
+                double wfl = (k.w_fixed + k.n_moe * (k.E ? k.E * (1.0 - pow(1.0 - (double)k.K / k.E, B)) : 0) * k.w_expert) / (bw * 1e9);
+                printf("| tg b%d @ %d | %.1f | %.1f | %.0f%% | %.2f ms/step; %.2f GB/step (weights %.2f); "
+                       "%.0f%% of the weight-bytes floor |\n",
+                       B, ctx, tps, B / fl, 100 * fl / (td / 5), 1e3 * td / 5, by / 1e9, wfl * bw, 100 * wfl / (td / 5));
+            }
+            if (ok && getenv("RL_CUDA_PROFILE")) {
+                double pr[RL_CUDA_PROF_CATS], tot = 0;
+                rl_cuda_profile(g, pr, true);
+                for (int i = 0; i < RL_CUDA_PROF_CATS; i++) tot += pr[i];
+                printf("|   device time per step | %.2f ms |", 1e3 * tot / 5);
+                for (int i = 0; i < RL_CUDA_PROF_CATS; i++)
+                    if (pr[i] > 0) printf(" %s %.2f;", rl_cuda_prof_names[i], 1e3 * pr[i] / 5);
+                printf(" | | |\n");
+            }
+            for (int i = 0; q && i < B; i++) rl_cuda_seq_free(q[i]);
+            free(q);
+            free(sp);
+            fflush(stdout);
+        }
+    }
+done:
+    fflush(stdout);
+    for (int i = 0; i < 16; i++) rl_cuda_seq_free(snap[i]);
+    rl_cuda_seq_free(base);
+    rl_cuda_engine_free(g);
+    rl_model_free(&m);
+    free(logits);
+    free(tok);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *models[8];
+    int nm = 0, nc, nb, stepsz = 4096, det = 0;
+    int *ctxs = parse_list("4096,32768,131072", &nc), *bs = parse_list("1,16,64,256", &nb);
+    double budget = 90;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--deterministic")) { det = 1; continue; }
+        if (!v) { fprintf(stderr, "bench_gpu: %s needs a value\n", a); return 2; }
+        if (!strcmp(a, "--model") && nm < 8) models[nm++] = v;
+        else if (!strcmp(a, "--contexts")) { free(ctxs); ctxs = parse_list(v, &nc); }
+        else if (!strcmp(a, "--batches")) { free(bs); bs = parse_list(v, &nb); }
+        else if (!strcmp(a, "--budget")) budget = atof(v);
+        else if (!strcmp(a, "--step")) stepsz = atoi(v);
+        else { fprintf(stderr, "bench_gpu: unknown option %s\n", a); return 2; }
+        i++;
+    }
+    if (!nm) {
+        models[nm++] = "ring-mini-linear-2.0";
+        models[nm++] = "ring-mini-linear-2.0:softmax";
+    }
+    rl_err e = {0};
+    if (!rl_cuda_available(&e)) { fprintf(stderr, "bench_gpu: %s\n", e.msg); return 1; }
+    char dev[512];
+    rl_cuda_describe(0, dev, sizeof dev);
+    double bw = copy_bandwidth(), tf = cublas_rate();
+    printf("## GPU model benchmark\n\ndevice: %s\n\ncopy bandwidth %.0f GB/s (device-to-device, "
+           "read + write); cuBLAS bf16 GEMM 8192^3 (fp32 out) %.0f TFLOP/s\n", dev, bw, tf);
+    if (bw <= 0 || tf <= 0) return 1;
+    for (int i = 0; i < nm; i++) run_model(models[i], ctxs, nc, bs, nb, budget, stepsz, det, bw, tf);
+    free(ctxs);
+    free(bs);
+    return 0;
+}
