@@ -32,7 +32,7 @@ P.add_argument("--lib", required=True)
 P.add_argument("--quick", action="store_true")
 P.add_argument("--big", action="store_true", help="also T = 128K")
 P.add_argument("--json", default="")
-P.add_argument("--only", default="", help="comma list: linp,lind,gqap,gqad,prof")
+P.add_argument("--only", default="", help="comma list: linp,lind,gqap,gqad")
 A = P.parse_args()
 dev = torch.device("cuda")
 torch.manual_seed(0)
@@ -338,46 +338,8 @@ def gqa_decode(H, Hkv, D, B, ctx, det):
            f"KV fp32 {gbs:.0f} GB/s = {gbs / FLOOR['copy_GBs'] * 100:.0f}% of copy (peer reads bf16)")
 
 
-def prof():
-    """Per-launch times of the Lightning kernels (RL_CU_ATTN_PROF=1 in the
-    environment makes the library print them): prefill 16K, decode B=64."""
-    H, D = 16, 128
-    for rep in range(2):
-        lin_prefill_once(H, D, 16384)
-    for fold in (False, True):
-        for rep in range(2):
-            lin_decode_once(H, D, 64, fold)
-
-
-def lin_prefill_once(H, D, T):
-    HD = H * D
-    qkv = torch.randn(T, 3 * HD, device=dev) * 0.3
-    o = torch.empty(T, HD, device=dev)
-    pw, g = decay_pw(H)
-    S, ks, vs, st = lin_states(1, H, D)
-    sp = spans_tensor([(0, T, 0, 0)])
-    ok(L.rl_cu_lightning(qkv.data_ptr(), 3 * HD, o.data_ptr(), HD, sp.data_ptr(), 1, T,
-                         st.data_ptr(), H, D, pw.data_ptr(), D ** -0.5, 0, stream()), "lightning")
-    torch.cuda.synchronize()
-
-
-def lin_decode_once(H, D, B, fold):
-    HD = H * D
-    pw, g = decay_pw(H)
-    S, ks, vs, st = lin_states(B, H, D)
-    sp = spans_tensor([(b, 1, 127 if fold else 100, b) for b in range(B)])
-    qkv = torch.randn(B, 3 * HD, device=dev) * 0.3
-    o = torch.empty(B, HD, device=dev)
-    ok(L.rl_cu_lightning(qkv.data_ptr(), 3 * HD, o.data_ptr(), HD, sp.data_ptr(), B, 1,
-                         st.data_ptr(), H, D, pw.data_ptr(), D ** -0.5, 0, stream()), "lightning")
-    torch.cuda.synchronize()
-
-
 def main():
     only = set(A.only.split(",")) if A.only else {"linp", "lind", "gqap", "gqad"}
-    if "prof" in only:
-        prof()
-        return
     p = torch.cuda.get_device_properties(0)
     log(f"card: {p.name}, {p.multi_processor_count} SMs, torch {torch.__version__}")
     floors()

@@ -1,11 +1,10 @@
 /* KV append and paged causal GQA attention on tensor cores (contract:
  * attn_cuda.h; page layout: src/state/kv_pages.h).
  *
- * gqa_attend: one block of 8 warps (2 for decode-sized steps) per (span, kv
- * head, tile of query rows, split). A block's 16 x warps rows are (token,
- * query head) pairs of one kv head: row r is token r / gq, head r % gq of the
- * group, so a decode token with its gq heads fills one 16-row warp tile and a
- * prefill tile holds 128/gq tokens;
+ * gqa_attend: one block of 8 warps per (span, kv head, tile of query rows,
+ * split). A block's 128 rows are (token, query head) pairs of one kv head:
+ * row r is token r / gq, head r % gq of the group, so a decode token with its
+ * gq heads fills one 16-row warp tile and a prefill tile holds 128/gq tokens;
  * every row of a block shares the keys and values it stages. Keys are visited
  * one page (64 keys) at a time in ascending order: the page is converted to
  * bf16 in shared memory (keys as [j][d], values transposed as [e][j], so that
@@ -30,11 +29,9 @@
 namespace {
 
 constexpr int PG = RL_KV_PAGE; /* 64 keys per page = one key tile */
+constexpr int NWARP = 8;
+constexpr int ROWS = 16 * NWARP; /* rows per block */
 static_assert(PG == 64, "the key tile is one page of 64 positions");
-/* Warps per block: 8 (128 rows) for prefill, 2 (32 rows) for decode-sized
- * steps, where a small block lets more blocks share an SM and overlap one's
- * page loads with another's math. A row's arithmetic is the same in both. */
-constexpr int NW_PRE = 8, NW_DEC = 2;
 
 /* ---- append -------------------------------------------------------------------
  * Block (page segment s, span): the span's tokens in one page, rows [a, b). */
@@ -66,7 +63,7 @@ __global__ void kv_append(const float *__restrict__ qkv, int ldqkv,
 }
 
 /* ---- attention -------------------------------------------------------------------- */
-template <int D, int NWARP>
+template <int D>
 __global__ void __launch_bounds__(32 * NWARP)
     gqa_attend(const float *__restrict__ qkv, int ldqkv, float *__restrict__ o, int ldo,
                const rl_cu_span *__restrict__ spans, const int *const *page_tables,
@@ -74,7 +71,7 @@ __global__ void __launch_bounds__(32 * NWARP)
                float sl2, int NS, int ntile_max, float *__restrict__ part) {
     constexpr int LDK = D / 2 + 4; /* words per key row [j][d] (bf16 pairs) */
     constexpr int LDV = PG / 2 + 4; /* words per value column [e][j] */
-    constexpr int KT = D / 16, NT = D / 8, ROWS = 16 * NWARP;
+    constexpr int KT = D / 16, NT = D / 8;
     __shared__ __align__(16) uint32_t Ks[PG * LDK];
     __shared__ __align__(16) uint32_t Vt[D * LDV];
     const int gq = H / Hkv, TPC = ROWS / gq;
@@ -120,19 +117,25 @@ __global__ void __launch_bounds__(32 * NWARP)
         const float *vb = pool + (size_t)pt[p] * page_floats + loff + (size_t)PG * KD +
                           (size_t)kvh * PG * D;
         __syncthreads(); /* previous page consumed */
-        /* keys [d][j] fp32 -> Ks[j][d pair]. A warp covers 8 rows j x 4 pairs
-         * d: its loads are 8 full 32-byte segments, its stores hit 32 banks
-         * (row stride 4 mod 32 words). */
-        for (int idx = threadIdx.x; idx < PG * (D / 2); idx += 32 * NWARP) {
-            int r = idx >> 5, j = 8 * (r & 7) + (idx & 7), dp = 4 * (r >> 3) + ((idx >> 3) & 3);
-            Ks[j * LDK + dp] = rl_bf2(__ldg(kb + (size_t)(2 * dp) * PG + j),
-                                      __ldg(kb + (size_t)(2 * dp + 1) * PG + j));
+        /* keys [d][j] fp32 -> Ks[j][d pair]: float4 along j, two rows d */
+        for (int idx = threadIdx.x; idx < (D / 2) * (PG / 4); idx += 32 * NWARP) {
+            int dp = idx / (PG / 4), j = 4 * (idx % (PG / 4));
+            float4 x = __ldg((const float4 *)(kb + (size_t)(2 * dp) * PG + j));
+            float4 y = __ldg((const float4 *)(kb + (size_t)(2 * dp + 1) * PG + j));
+            Ks[(j + 0) * LDK + dp] = rl_bf2(x.x, y.x);
+            Ks[(j + 1) * LDK + dp] = rl_bf2(x.y, y.y);
+            Ks[(j + 2) * LDK + dp] = rl_bf2(x.z, y.z);
+            Ks[(j + 3) * LDK + dp] = rl_bf2(x.w, y.w);
         }
-        /* values [j][e] fp32 -> Vt[e][j pair], likewise 8 channels e x 4 pairs j */
-        for (int idx = threadIdx.x; idx < (PG / 2) * D; idx += 32 * NWARP) {
-            int r = idx >> 5, e = 8 * (r % (D / 8)) + (idx & 7), jp = 4 * (r / (D / 8)) + ((idx >> 3) & 3);
-            Vt[e * LDV + jp] = rl_bf2(__ldg(vb + (size_t)(2 * jp) * D + e),
-                                      __ldg(vb + (size_t)(2 * jp + 1) * D + e));
+        /* values [j][e] fp32 -> Vt[e][j pair]: float4 along e, two rows j */
+        for (int idx = threadIdx.x; idx < (PG / 2) * (D / 4); idx += 32 * NWARP) {
+            int jp = idx / (D / 4), e = 4 * (idx % (D / 4));
+            float4 x = __ldg((const float4 *)(vb + (size_t)(2 * jp) * D + e));
+            float4 y = __ldg((const float4 *)(vb + (size_t)(2 * jp + 1) * D + e));
+            Vt[(e + 0) * LDV + jp] = rl_bf2(x.x, y.x);
+            Vt[(e + 1) * LDV + jp] = rl_bf2(x.y, y.y);
+            Vt[(e + 2) * LDV + jp] = rl_bf2(x.z, y.z);
+            Vt[(e + 3) * LDV + jp] = rl_bf2(x.w, y.w);
         }
         __syncthreads();
         if (!act || p > wlast_page) continue; /* no row of this warp sees this page */
@@ -236,7 +239,6 @@ __global__ void __launch_bounds__(32 * NWARP)
 /* Merges the NS partial softmaxes of each row, in split order. Block (kv head,
  * span), one thread per output channel. Used only when one tile holds every
  * token of each span (decode-sized steps). */
-template <int ROWS>
 __global__ void gqa_merge(float *__restrict__ o, int ldo, const rl_cu_span *__restrict__ spans,
                           int H, int Hkv, int D, int NS, const float *__restrict__ part) {
     const rl_cu_span sp = spans[blockIdx.y];
@@ -260,17 +262,16 @@ __global__ void gqa_merge(float *__restrict__ o, int ldo, const rl_cu_span *__re
     }
 }
 
-template <int D, int NWARP>
+template <int D>
 int launch_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span *spans,
                int n_spans, int max_n, const int *const *page_tables, const float *pool,
                size_t page_floats, int layer, int H, int Hkv, float scale, int deterministic,
                cudaStream_t st) {
-    constexpr int ROWS = 16 * NWARP;
     int gq = H / Hkv, TPC = ROWS / gq;
     int ntile_max = (max_n + TPC - 1) / TPC;
     int NS = 1;
     if (!deterministic && ntile_max == 1) {
-        int blocks = n_spans * Hkv, target = (NWARP == NW_DEC ? 8 : 2) * rl_cu_sm_count();
+        int blocks = n_spans * Hkv, target = 2 * rl_cu_sm_count();
         NS = (target + blocks - 1) / blocks;
         if (NS > 32) NS = 32;
         if (NS < 1) NS = 1;
@@ -283,12 +284,12 @@ int launch_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span 
         part = (float *)w;
     }
     const float sl2 = scale * 1.4426950408889634f; /* base-2 softmax */
-    gqa_attend<D, NWARP><<<dim3(ntile_max * NS, Hkv, n_spans), 32 * NWARP, 0, st>>>(
+    gqa_attend<D><<<dim3(ntile_max * NS, Hkv, n_spans), 32 * NWARP, 0, st>>>(
         qkv, ldqkv, o, ldo, spans, page_tables, pool, page_floats, layer, H, Hkv, sl2, NS,
         ntile_max, part);
     RL_CU_LAUNCHED();
     if (NS > 1) {
-        gqa_merge<ROWS><<<dim3(Hkv, n_spans), D, 0, st>>>(o, ldo, spans, H, Hkv, D, NS, part);
+        gqa_merge<<<dim3(Hkv, n_spans), D, 0, st>>>(o, ldo, spans, H, Hkv, D, NS, part);
         RL_CU_LAUNCHED();
     }
     return 0;
@@ -314,15 +315,13 @@ extern "C" int rl_cu_gqa(const float *qkv, int ldqkv, float *o, int ldo, const r
                          size_t page_floats, int layer, int H, int Hkv, int D, float scale,
                          int deterministic, void *stream) {
     if (n_spans <= 0 || max_n <= 0) return 0;
-    if (n_spans > 65535 || Hkv <= 0 || H % Hkv || H / Hkv > 16 * NW_PRE)
-        return (int)cudaErrorInvalidValue;
+    if (n_spans > 65535 || Hkv <= 0 || H % Hkv || H / Hkv > ROWS) return (int)cudaErrorInvalidValue;
     cudaStream_t st = (cudaStream_t)stream;
-    const bool dec = (long long)max_n * (H / Hkv) <= 16 * NW_DEC;
-#define RL_GQA_LAUNCH(DD, NW)                                                                  \
-    launch_gqa<DD, NW>(qkv, ldqkv, o, ldo, spans, n_spans, max_n, page_tables, pool, page_floats, \
-                       layer, H, Hkv, scale, deterministic, st)
-    if (D == 128) return dec ? RL_GQA_LAUNCH(128, NW_DEC) : RL_GQA_LAUNCH(128, NW_PRE);
-    if (D == 64) return dec ? RL_GQA_LAUNCH(64, NW_DEC) : RL_GQA_LAUNCH(64, NW_PRE);
-#undef RL_GQA_LAUNCH
+    if (D == 128)
+        return launch_gqa<128>(qkv, ldqkv, o, ldo, spans, n_spans, max_n, page_tables, pool,
+                               page_floats, layer, H, Hkv, scale, deterministic, st);
+    if (D == 64)
+        return launch_gqa<64>(qkv, ldqkv, o, ldo, spans, n_spans, max_n, page_tables, pool,
+                              page_floats, layer, H, Hkv, scale, deterministic, st);
     return (int)cudaErrorInvalidValue;
 }

@@ -2,9 +2,8 @@
  *
  * A span is cut at chunk boundaries (absolute positions, multiples of 64)
  * into segments; segment s of a span covers chunk-local rows [a, b) of one
- * chunk (rows below a of the first segment are in the stash).
+ * chunk (rows below a of the first segment are in the stash). Four launches:
  *
- * Prefill (a step with a span of more than one token), four launches:
  *   1. lin_contrib  (chunk-parallel) for every segment that completes its
  *      chunk: U = sum_j pw[63-j] k_j^T v_j, the chunk's state contribution,
  *      into the workspace W[span][seg][h] (D x D fp32).
@@ -15,29 +14,23 @@
  *      of its chunk (W[seg], or the slot's S for the last, open chunk):
  *        o_i = scale * ( sum_{j<=i} pw[i-j] (q_i.k_j) v_j + (pw[i+1] q_i) S ).
  *   4. lin_stash    keys/values of the open chunk's new tokens into the stash.
- * Launches 1 and 3 stage the chunk's rows in shared memory (coalesced loads,
- * tf32 conversion once); the state is read from global memory (L1-cached).
  *
- * Decode (every span one token): lin_decode per (span, head) computes the
- * output (reads S once) and puts the token in the stash; lin_dfold then folds
- * the chunks that this token completes (S <- pw[64] S + U, in place).
+ * Decode (spans of 1 token) takes the same path: launches 1-2 do nothing
+ * except on the token that completes a chunk (the fold), 3 reads S once.
  *
- * Determinism: all paths run the same per-warp tile functions below
- * (intra_p, out_tile, contrib_tile) on the same operand values, so a token's
- * output and a chunk's fold are bitwise the same whatever the split of the
- * sequence into steps: the token's row sits at the same place of the same
- * 16-row tile (its chunk-local index), keys after it are masked by a select
- * (P = 0), keys not yet arrived are zeros, columns are independent, and the
- * fold is the same fmaf. So this is split-invariant in both modes;
- * `deterministic` is accepted for symmetry with GQA and changes nothing here.
+ * Determinism: a token's output is computed by the same instructions on the
+ * same operand values whatever the split of its sequence into steps: its row
+ * sits at the same place of the same 16-row tile (its chunk-local index),
+ * keys after it are masked by a select (P = 0) and keys not yet arrived are
+ * zeros; a chunk's contribution U is computed by one code from the same 64
+ * keys/values (stash or step rows), and every fold is the same fmaf. So this
+ * kernel set is bitwise split-invariant in both modes; `deterministic` is
+ * accepted for symmetry with GQA and changes nothing here.
  *
  * Precision: tf32 operands (10-bit mantissa), fp32 accumulation, fp32 state.
- * Fragment orders (attn_mma.cuh): the channel and key contractions of the
- * output use the "pair" order (lane t holds k-indices 2t, 2t+1), which makes
- * the accumulator of P = Q K^T directly the A operand of P V. */
-#include <stdio.h>
-#include <stdlib.h>
-
+ * Operands are read straight from global memory into mma fragments (each
+ * 32-byte sector is fully used by a warp's load pair); no shared memory, so
+ * occupancy stays high for the bandwidth-bound decode. */
 #include "ops/cuda/attn_cuda.h"
 #include "ops/cuda/attn_mma.cuh"
 #include "ops/ops.h"
@@ -75,10 +68,6 @@ __device__ __forceinline__ const float *kv_row(const float *qkv, int ldqkv, cons
     if (j < sg.b) return qkv + (size_t)(sp.row0 + sg.jbase + j) * ldqkv + off + hD;
     return nullptr;
 }
-__device__ __forceinline__ const float *q_row(const float *qkv, int ldqkv, const rl_cu_span &sp,
-                                              const Seg &sg, int r, int hD) {
-    return r >= sg.a && r < sg.b ? qkv + (size_t)(sp.row0 + sg.jbase + r) * ldqkv + hD : nullptr;
-}
 
 __device__ __forceinline__ float ld0(const float *p, int i) { return p ? __ldg(p + i) : 0.0f; }
 
@@ -86,147 +75,55 @@ __device__ __forceinline__ size_t ws_index(int span, int seg, int nseg_max, int 
     return (((size_t)span * nseg_max + seg) * H + h) * (size_t)D * D;
 }
 
-/* ---- per-warp tile math, shared by every path ----------------------------------
- * Loaders: Q2(r, c) and K2(j, c) give the tf32 bits of channels c, c+1 (c
- * even) of query row r / key row j; V(j, e) tf32 bits of value j, channel e;
- * Kf(j, d) / Vf(j, e) the fp32 values (contrib rounds after the decay
- * product). g = lane/4, t = lane%4; rows of the tile: r0 = 16 mt + g,
- * r1 = r0 + 8. */
-
-/* P of tile mt over keys 0..16mt+15 in A layout (pair order over keys):
- * P[i][j] = (j <= i) ? (q_i . k_j) pw[i-j] : 0. */
-template <int D, class QL, class KL>
-__device__ __forceinline__ void intra_p(int mt, QL Q2, KL K2, const float *pw, uint32_t pa[8][4]) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const int r0 = 16 * mt + g, r1 = r0 + 8;
+/* ---- 1. chunk contributions ------------------------------------------------
+ * One warp per (span, segment, head, 16 rows d of U); U[d][e] = sum_j
+ * (pw[63-j] k_j[d]) v_j[e]: A = (pw K)^T (16 x 64 keys), B = V (64 x D). */
+template <int D>
+__global__ void __launch_bounds__(32) lin_contrib(const float *__restrict__ qkv, int ldqkv,
+                                                  const rl_cu_span *__restrict__ spans,
+                                                  const rl_cu_lin_state *__restrict__ states,
+                                                  int H, const float *__restrict__ decay_pw,
+                                                  float *__restrict__ W, int nseg_max) {
+    constexpr int MT = D / 16, NT = D / 8;
+    int x = blockIdx.x;
+    int mt = x % MT;
+    x /= MT;
+    int h = x % H, s = x / H;
+    rl_cu_span sp = spans[blockIdx.y];
+    Seg sg = seg_of(sp, s);
+    if (s >= sg.ncomp) return;
+    const rl_cu_lin_state st = states[sp.seq];
+    int lane = threadIdx.x, g = lane >> 2, t = lane & 3, HD = H * D;
+    const float *pw = decay_pw + h * (CH + 1);
+    float acc[NT][4];
 #pragma unroll
-    for (int nt = 0; nt < 8; nt++) {
-        pa[nt][0] = pa[nt][1] = pa[nt][2] = pa[nt][3] = 0u;
-        if (nt > 2 * mt + 1) continue; /* warp-uniform: keys past the tile */
-        float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        const int j = 8 * nt + g;
-#pragma unroll
-        for (int kk = 0; kk < D / 8; kk++) {
-            const int ch = 8 * kk + 2 * t;
-            const uint2 x = Q2(r0, ch), y = Q2(r1, ch), k = K2(j, ch);
-            rl_mma_tf32(c, x.x, y.x, x.y, y.y, k.x, k.y);
-        }
-        const int jc = 8 * nt + 2 * t; /* keys of c0/c2 (c1/c3: jc + 1) */
-        float p0 = jc <= r0 ? c[0] * __ldg(pw + r0 - jc) : 0.0f;
-        float p1 = jc + 1 <= r0 ? c[1] * __ldg(pw + r0 - jc - 1) : 0.0f;
-        float p2 = jc <= r1 ? c[2] * __ldg(pw + r1 - jc) : 0.0f;
-        float p3 = jc + 1 <= r1 ? c[3] * __ldg(pw + r1 - jc - 1) : 0.0f;
-        /* A (g, k=t) = key jc, (g, k=t+4) = key jc+1: the accumulator itself */
-        pa[nt][0] = rl_tf32(p0);
-        pa[nt][1] = rl_tf32(p2);
-        pa[nt][2] = rl_tf32(p1);
-        pa[nt][3] = rl_tf32(p3);
-    }
-}
-
-/* acc (NC columns from cb) = P V + (pw[i+1] Q) S, intra first then inter;
- * S row-major D x D fp32 (global). */
-template <int D, int NC, class QL, class VL>
-__device__ __forceinline__ void out_tile(int mt, const uint32_t pa[8][4], QL Q2, VL V,
-                                         const float *__restrict__ S, int cb, const float *pw,
-                                         float acc[NC / 8][4]) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const int r0 = 16 * mt + g, r1 = r0 + 8;
-#pragma unroll
-    for (int n = 0; n < NC / 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
-#pragma unroll
-    for (int nt = 0; nt < 8; nt++) {
-        if (nt > 2 * mt + 1) continue;
-        const int j = 8 * nt + 2 * t;
-#pragma unroll
-        for (int n = 0; n < NC / 8; n++) {
-            const int e = cb + 8 * n + g;
-            rl_mma_tf32(acc[n], pa[nt][0], pa[nt][1], pa[nt][2], pa[nt][3], V(j, e), V(j + 1, e));
-        }
-    }
-    const float d0 = __ldg(pw + r0 + 1), d1 = __ldg(pw + r1 + 1);
-#pragma unroll
-    for (int kk = 0; kk < D / 8; kk++) {
-        const int ch = 8 * kk + 2 * t;
-        const uint2 x = Q2(r0, ch), y = Q2(r1, ch);
-        uint32_t a0 = rl_tf32(__uint_as_float(x.x) * d0);
-        uint32_t a1 = rl_tf32(__uint_as_float(y.x) * d1);
-        uint32_t a2 = rl_tf32(__uint_as_float(x.y) * d0);
-        uint32_t a3 = rl_tf32(__uint_as_float(y.y) * d1);
-        const float *s0 = S + (size_t)ch * D + cb + g, *s1 = s0 + D;
-        float b0[NC / 8], b1[NC / 8];
-#pragma unroll
-        for (int n = 0; n < NC / 8; n++) {
-            b0[n] = __ldg(s0 + 8 * n);
-            b1[n] = __ldg(s1 + 8 * n);
-        }
-#pragma unroll
-        for (int n = 0; n < NC / 8; n++) rl_mma_tf32(acc[n], a0, a1, a2, a3, rl_tf32(b0[n]), rl_tf32(b1[n]));
-    }
-}
-
-/* U rows 16mt..16mt+15 (channels d of the keys), all D columns:
- * U[d][e] = sum_j (pw[63-j] k_j[d]) v_j[e], keys in k-steps of 8 (j0 = 8kk+t,
- * j1 = j0+4). */
-template <int D, class KF, class VF>
-__device__ __forceinline__ void contrib_tile(int mt, KF Kf, VF Vf, const float *pw,
-                                             float acc[D / 8][4]) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const int d = 16 * mt + g;
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+    for (int n = 0; n < NT; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
 #pragma unroll 2
     for (int kk = 0; kk < CH / 8; kk++) {
-        const int j0 = 8 * kk + t, j1 = j0 + 4;
-        const float w0 = __ldg(pw + CH - 1 - j0), w1 = __ldg(pw + CH - 1 - j1);
-        uint32_t a0 = rl_tf32(w0 * Kf(j0, d)), a1 = rl_tf32(w0 * Kf(j0, d + 8));
-        uint32_t a2 = rl_tf32(w1 * Kf(j1, d)), a3 = rl_tf32(w1 * Kf(j1, d + 8));
+        int j0 = 8 * kk + t, j1 = j0 + 4;
+        const float *k0 = kv_row(qkv, ldqkv, st.kst, sp, sg, j0, HD, HD, h * D);
+        const float *k1 = kv_row(qkv, ldqkv, st.kst, sp, sg, j1, HD, HD, h * D);
+        const float *v0 = kv_row(qkv, ldqkv, st.vst, sp, sg, j0, HD, 2 * HD, h * D);
+        const float *v1 = kv_row(qkv, ldqkv, st.vst, sp, sg, j1, HD, 2 * HD, h * D);
+        float w0 = __ldg(pw + CH - 1 - j0), w1 = __ldg(pw + CH - 1 - j1);
+        int d = 16 * mt + g;
+        uint32_t a0 = rl_tf32(w0 * ld0(k0, d)), a1 = rl_tf32(w0 * ld0(k0, d + 8));
+        uint32_t a2 = rl_tf32(w1 * ld0(k1, d)), a3 = rl_tf32(w1 * ld0(k1, d + 8));
 #pragma unroll
-        for (int n = 0; n < D / 8; n++)
-            rl_mma_tf32(acc[n], a0, a1, a2, a3, rl_tf32(Vf(j0, 8 * n + g)), rl_tf32(Vf(j1, 8 * n + g)));
+        for (int n = 0; n < NT; n++)
+            rl_mma_tf32(acc[n], a0, a1, a2, a3, rl_tf32(ld0(v0, 8 * n + g)),
+                        rl_tf32(ld0(v1, 8 * n + g)));
     }
-}
-
-/* ---- 1. chunk contributions (prefill) ----------------------------------------------
- * Block (segment, head) x span, D/16 warps (one 16-row tile of U each). The
- * chunk's 64 keys and values are staged as fp32 [64][D + 8] (conflict-free
- * fragment reads: row stride = 8 mod 32 words). */
-template <int D>
-__global__ void __launch_bounds__(2 * D) lin_contrib(const float *__restrict__ qkv, int ldqkv,
-                                                     const rl_cu_span *__restrict__ spans,
-                                                     const rl_cu_lin_state *__restrict__ states,
-                                                     int H, const float *__restrict__ decay_pw,
-                                                     float *__restrict__ W, int nseg_max) {
-    constexpr int LD = D + 8;
-    extern __shared__ float4 smem4[];
-    float *Ks = (float *)smem4, *Vs = Ks + CH * LD;
-    const int h = blockIdx.x % H, s = blockIdx.x / H;
-    const rl_cu_span sp = spans[blockIdx.y];
-    const Seg sg = seg_of(sp, s);
-    if (s >= sg.ncomp) return; /* whole block, before any barrier */
-    const rl_cu_lin_state st = states[sp.seq];
-    const int HD = H * D;
-    for (int idx = threadIdx.x; idx < CH * D; idx += blockDim.x) {
-        int j = idx / D, c = idx % D;
-        Ks[j * LD + c] = __ldg(kv_row(qkv, ldqkv, st.kst, sp, sg, j, HD, HD, h * D) + c);
-        Vs[j * LD + c] = __ldg(kv_row(qkv, ldqkv, st.vst, sp, sg, j, HD, 2 * HD, h * D) + c);
-    }
-    __syncthreads();
-    const int mt = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    float acc[D / 8][4];
-    contrib_tile<D>(
-        mt, [&](int j, int d) { return Ks[j * LD + d]; }, [&](int j, int e) { return Vs[j * LD + e]; },
-        decay_pw + h * (CH + 1), acc);
     float *U = W + ws_index(blockIdx.y, s, nseg_max, H, h, D);
-    const int r0 = 16 * mt + g;
+    int r0 = 16 * mt + g;
 #pragma unroll
-    for (int n = 0; n < D / 8; n++) {
+    for (int n = 0; n < NT; n++) {
         *(float2 *)(U + (size_t)r0 * D + 8 * n + 2 * t) = make_float2(acc[n][0], acc[n][1]);
         *(float2 *)(U + (size_t)(r0 + 8) * D + 8 * n + 2 * t) = make_float2(acc[n][2], acc[n][3]);
     }
 }
 
-/* ---- 2. scan over completed chunks (prefill) -------------------------------------
+/* ---- 2. scan over completed chunks -------------------------------------------
  * Each thread owns 4 consecutive state elements of one span; the loads of the
  * next contributions do not depend on the running state, so they overlap. */
 __global__ void lin_scan(const rl_cu_span *__restrict__ spans,
@@ -269,52 +166,110 @@ __global__ void lin_scan(const rl_cu_span *__restrict__ spans,
     *S = s;
 }
 
-/* ---- 3. outputs (prefill) ------------------------------------------------------------
- * Block (segment, head) x span; warp w: tile mt = w / (D/64), 64 columns
- * from 64 (w % (D/64)). Q and K staged as tf32 [64][D + 8] (rows outside the
- * segment / not yet arrived are zeros), V as tf32 [64][D + 4]; the state
- * from global memory. */
+/* ---- 3. outputs --------------------------------------------------------------
+ * One warp per (span, segment, head, 16-row tile mt of the chunk, 64 output
+ * columns). Intra: P = mask(Q K^T) * decay over keys 0..16mt+15, O = P V;
+ * inter: O += (pw[i+1] Q) S. P goes from accumulator to A layout by shuffles. */
 template <int D>
-__global__ void __launch_bounds__(2 * D) lin_out(const float *__restrict__ qkv, int ldqkv,
-                                                 float *__restrict__ o, int ldo,
-                                                 const rl_cu_span *__restrict__ spans,
-                                                 const rl_cu_lin_state *__restrict__ states, int H,
-                                                 const float *__restrict__ decay_pw, float scale,
-                                                 const float *__restrict__ W, int nseg_max) {
-    constexpr int NH = D / 64, LQ = D + 8, LV = D + 4;
-    extern __shared__ float4 smem4[];
-    uint32_t *Qs = (uint32_t *)smem4, *Ks = Qs + CH * LQ, *Vs = Ks + CH * LQ;
-    const int h = blockIdx.x % H, s = blockIdx.x / H;
-    const rl_cu_span sp = spans[blockIdx.y];
-    const Seg sg = seg_of(sp, s);
-    if (s >= sg.nseg) return;
+__global__ void __launch_bounds__(32) lin_out(const float *__restrict__ qkv, int ldqkv,
+                                              float *__restrict__ o, int ldo,
+                                              const rl_cu_span *__restrict__ spans,
+                                              const rl_cu_lin_state *__restrict__ states, int H,
+                                              const float *__restrict__ decay_pw, float scale,
+                                              const float *__restrict__ W, int nseg_max) {
+    constexpr int KT = D / 8;   /* k-steps over channels */
+    constexpr int NH = D / 64;  /* column blocks of 64 */
+    int x = blockIdx.x;
+    int hf = x % NH;
+    x /= NH;
+    int mt = x & 3;
+    x >>= 2;
+    int h = x % H, s = x / H;
+    rl_cu_span sp = spans[blockIdx.y];
+    Seg sg = seg_of(sp, s);
+    if (s >= sg.nseg || 16 * mt >= sg.b || 16 * mt + 16 <= sg.a) return;
     const rl_cu_lin_state st = states[sp.seq];
-    const int HD = H * D;
-    for (int idx = threadIdx.x; idx < CH * D; idx += blockDim.x) {
-        int j = idx / D, c = idx % D;
-        const float *qr = q_row(qkv, ldqkv, sp, sg, j, h * D);
-        const float *kr = kv_row(qkv, ldqkv, st.kst, sp, sg, j, HD, HD, h * D);
-        const float *vr = kv_row(qkv, ldqkv, st.vst, sp, sg, j, HD, 2 * HD, h * D);
-        Qs[j * LQ + c] = rl_tf32(ld0(qr, c));
-        Ks[j * LQ + c] = rl_tf32(ld0(kr, c));
-        Vs[j * LV + c] = rl_tf32(ld0(vr, c));
-    }
-    __syncthreads();
-    const int w = threadIdx.x >> 5, mt = w / NH, hf = w % NH;
-    if (16 * mt >= sg.b || 16 * mt + 16 <= sg.a) return;
+    int lane = threadIdx.x, g = lane >> 2, t = lane & 3, HD = H * D;
     const float *pw = decay_pw + h * (CH + 1);
-    /* 64-bit shared loads: row stride 8 mod 32 words, conflict-free */
-    auto Q2 = [&](int r, int c) { return *(const uint2 *)&Qs[r * LQ + c]; };
+    int r0 = 16 * mt + g, r1 = r0 + 8;
+    const float *q0 = (r0 >= sg.a && r0 < sg.b)
+                          ? qkv + (size_t)(sp.row0 + sg.jbase + r0) * ldqkv + h * D : nullptr;
+    const float *q1 = (r1 >= sg.a && r1 < sg.b)
+                          ? qkv + (size_t)(sp.row0 + sg.jbase + r1) * ldqkv + h * D : nullptr;
+    uint32_t qa[KT][4];
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+        qa[kk][0] = rl_tf32(ld0(q0, 8 * kk + t));
+        qa[kk][1] = rl_tf32(ld0(q1, 8 * kk + t));
+        qa[kk][2] = rl_tf32(ld0(q0, 8 * kk + t + 4));
+        qa[kk][3] = rl_tf32(ld0(q1, 8 * kk + t + 4));
+    }
+    /* intra-chunk scores and their A fragments (8 keys per k-step) */
     uint32_t pa[8][4];
-    intra_p<D>(mt, Q2, [&](int j, int c) { return *(const uint2 *)&Ks[j * LQ + c]; }, pw, pa);
+    const int src = (lane & ~3) | (t >> 1);
+    const bool odd = t & 1;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+        pa[nt][0] = pa[nt][1] = pa[nt][2] = pa[nt][3] = 0u;
+        if (nt > 2 * mt + 1) continue; /* warp-uniform: keys past the tile */
+        float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        const float *kr = kv_row(qkv, ldqkv, st.kst, sp, sg, 8 * nt + g, HD, HD, h * D);
+#pragma unroll
+        for (int kk = 0; kk < KT; kk++)
+            rl_mma_tf32(c, qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3],
+                        rl_tf32(ld0(kr, 8 * kk + t)), rl_tf32(ld0(kr, 8 * kk + t + 4)));
+        int j = 8 * nt + 2 * t;
+        float p0 = j <= r0 ? c[0] * __ldg(pw + r0 - j) : 0.0f;
+        float p1 = j + 1 <= r0 ? c[1] * __ldg(pw + r0 - j - 1) : 0.0f;
+        float p2 = j <= r1 ? c[2] * __ldg(pw + r1 - j) : 0.0f;
+        float p3 = j + 1 <= r1 ? c[3] * __ldg(pw + r1 - j - 1) : 0.0f;
+        uint32_t u0 = rl_tf32(p0), u1 = rl_tf32(p1), u2 = rl_tf32(p2), u3 = rl_tf32(p3);
+        /* A (g, t) = C (g, col t) lives in lane (g, t/2), element t&1 */
+        uint32_t x0 = __shfl_sync(0xffffffffu, u0, src), x1 = __shfl_sync(0xffffffffu, u1, src);
+        uint32_t y0 = __shfl_sync(0xffffffffu, u2, src), y1 = __shfl_sync(0xffffffffu, u3, src);
+        uint32_t z0 = __shfl_sync(0xffffffffu, u0, src + 2), z1 = __shfl_sync(0xffffffffu, u1, src + 2);
+        uint32_t w0 = __shfl_sync(0xffffffffu, u2, src + 2), w1 = __shfl_sync(0xffffffffu, u3, src + 2);
+        pa[nt][0] = odd ? x1 : x0;
+        pa[nt][1] = odd ? y1 : y0;
+        pa[nt][2] = odd ? z1 : z0;
+        pa[nt][3] = odd ? w1 : w0;
+    }
+    float acc[8][4];
+#pragma unroll
+    for (int n = 0; n < 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+    const int e0 = 64 * hf + g;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+        if (nt > 2 * mt + 1) continue;
+        const float *v0 = kv_row(qkv, ldqkv, st.vst, sp, sg, 8 * nt + t, HD, 2 * HD, h * D);
+        const float *v1 = kv_row(qkv, ldqkv, st.vst, sp, sg, 8 * nt + t + 4, HD, 2 * HD, h * D);
+#pragma unroll
+        for (int n = 0; n < 8; n++)
+            rl_mma_tf32(acc[n], pa[nt][0], pa[nt][1], pa[nt][2], pa[nt][3],
+                        rl_tf32(ld0(v0, e0 + 8 * n)), rl_tf32(ld0(v1, e0 + 8 * n)));
+    }
+    /* inter-chunk term from the chunk-start state */
     const float *S = s < sg.ncomp ? W + ws_index(blockIdx.y, s, nseg_max, H, h, D)
                                   : st.S + (size_t)h * D * D;
-    float acc[8][4];
-    out_tile<D, 64>(mt, pa, Q2, [&](int j, int e) { return Vs[j * LV + e]; }, S, 64 * hf, pw, acc);
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const int r0 = 16 * mt + g, r1 = r0 + 8;
-    float *o0 = r0 >= sg.a && r0 < sg.b ? o + (size_t)(sp.row0 + sg.jbase + r0) * ldo + h * D + 64 * hf : nullptr;
-    float *o1 = r1 >= sg.a && r1 < sg.b ? o + (size_t)(sp.row0 + sg.jbase + r1) * ldo + h * D + 64 * hf : nullptr;
+    float d0 = __ldg(pw + r0 + 1), d1 = __ldg(pw + r1 + 1);
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+        uint32_t a0 = rl_tf32(__uint_as_float(qa[kk][0]) * d0);
+        uint32_t a1 = rl_tf32(__uint_as_float(qa[kk][1]) * d1);
+        uint32_t a2 = rl_tf32(__uint_as_float(qa[kk][2]) * d0);
+        uint32_t a3 = rl_tf32(__uint_as_float(qa[kk][3]) * d1);
+        const float *s0 = S + (size_t)(8 * kk + t) * D + e0, *s1 = s0 + 4 * D;
+        float b0[8], b1[8];
+#pragma unroll
+        for (int n = 0; n < 8; n++) {
+            b0[n] = __ldg(s0 + 8 * n);
+            b1[n] = __ldg(s1 + 8 * n);
+        }
+#pragma unroll
+        for (int n = 0; n < 8; n++) rl_mma_tf32(acc[n], a0, a1, a2, a3, rl_tf32(b0[n]), rl_tf32(b1[n]));
+    }
+    float *o0 = q0 ? o + (size_t)(sp.row0 + sg.jbase + r0) * ldo + h * D + 64 * hf : nullptr;
+    float *o1 = q1 ? o + (size_t)(sp.row0 + sg.jbase + r1) * ldo + h * D + 64 * hf : nullptr;
 #pragma unroll
     for (int n = 0; n < 8; n++) {
         if (o0) {
@@ -328,192 +283,48 @@ __global__ void __launch_bounds__(2 * D) lin_out(const float *__restrict__ qkv, 
     }
 }
 
-/* ---- 4. stash (prefill) -----------------------------------------------------------------
+/* ---- 4. stash ------------------------------------------------------------------
  * The new tokens of the span's last, open chunk (none when the span ends on a
- * chunk boundary: that chunk was folded). One block per span. */
+ * chunk boundary: that chunk was folded). Block (row i, span). */
 __global__ void lin_stash(const float *__restrict__ qkv, int ldqkv,
                           const rl_cu_span *__restrict__ spans,
                           const rl_cu_lin_state *__restrict__ states, int HD) {
-    rl_cu_span sp = spans[blockIdx.x];
+    rl_cu_span sp = spans[blockIdx.y];
     Seg sg = seg_of(sp, 0);
     if (sg.nseg == sg.ncomp) return;
     sg = seg_of(sp, sg.nseg - 1);
+    int i = blockIdx.x;
+    if (i < sg.a || i >= sg.b) return;
     const rl_cu_lin_state st = states[sp.seq];
-    for (int i = sg.a; i < sg.b; i++) {
-        const float *src = qkv + (size_t)(sp.row0 + sg.jbase + i) * ldqkv;
-        float *kd = st.kst + (size_t)i * HD, *vd = st.vst + (size_t)i * HD;
-        for (int c = threadIdx.x; c < HD; c += blockDim.x) {
-            kd[c] = src[HD + c];
-            vd[c] = src[2 * HD + c];
-        }
+    const float *src = qkv + (size_t)(sp.row0 + sg.jbase + i) * ldqkv;
+    float *kd = st.kst + (size_t)i * HD, *vd = st.vst + (size_t)i * HD;
+    for (int c = threadIdx.x; c < HD; c += blockDim.x) {
+        kd[c] = src[HD + c];
+        vd[c] = src[2 * HD + c];
     }
 }
-
-/* ---- decode: every span is one token ------------------------------------------------------
- * Block (head, span), D/32 warps of 32 output columns each. Operands straight
- * from global memory (each is used once per warp); the state is read once.
- * Same tile functions and operand values as the prefill kernels. */
-template <int D>
-__global__ void __launch_bounds__(D) lin_decode(const float *__restrict__ qkv, int ldqkv,
-                                                float *__restrict__ o, int ldo,
-                                                const rl_cu_span *__restrict__ spans,
-                                                const rl_cu_lin_state *__restrict__ states, int H,
-                                                const float *__restrict__ decay_pw, float scale) {
-    const int h = blockIdx.x;
-    const rl_cu_span sp = spans[blockIdx.y];
-    const Seg sg = seg_of(sp, 0); /* n == 1: a = i0, b = i0 + 1 */
-    const rl_cu_lin_state st = states[sp.seq];
-    const int HD = H * D, i0 = sg.a, mt = i0 >> 4;
-    const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const float *pw = decay_pw + h * (CH + 1);
-    const float *qr = qkv + (size_t)sp.row0 * ldqkv + h * D;
-    auto Q2 = [&](int r, int c) {
-        return r == i0 ? make_uint2(rl_tf32(__ldg(qr + c)), rl_tf32(__ldg(qr + c + 1))) : make_uint2(0u, 0u);
-    };
-    auto K2 = [&](int j, int c) {
-        const float *kr = kv_row(qkv, ldqkv, st.kst, sp, sg, j, HD, HD, h * D);
-        return make_uint2(rl_tf32(ld0(kr, c)), rl_tf32(ld0(kr, c + 1)));
-    };
-    auto V = [&](int j, int e) {
-        return rl_tf32(ld0(kv_row(qkv, ldqkv, st.vst, sp, sg, j, HD, 2 * HD, h * D), e));
-    };
-    float *Sh = st.S + (size_t)h * D * D;
-    uint32_t pa[8][4];
-    intra_p<D>(mt, Q2, K2, pw, pa);
-    float acc[4][4];
-    out_tile<D, 32>(mt, pa, Q2, V, Sh, 32 * w, pw, acc);
-    const int r0 = 16 * mt + g, r1 = r0 + 8;
-    float *orow = o + (size_t)sp.row0 * ldo + h * D + 32 * w;
-#pragma unroll
-    for (int n = 0; n < 4; n++) {
-        if (r0 == i0) {
-            orow[8 * n + 2 * t] = scale * acc[n][0];
-            orow[8 * n + 2 * t + 1] = scale * acc[n][1];
-        }
-        if (r1 == i0) {
-            orow[8 * n + 2 * t] = scale * acc[n][2];
-            orow[8 * n + 2 * t + 1] = scale * acc[n][3];
-        }
-    }
-    if (i0 != CH - 1) { /* the token joins the open chunk's stash (this head's columns) */
-        const float *src = qkv + (size_t)sp.row0 * ldqkv;
-        for (int c = threadIdx.x; c < D; c += blockDim.x) {
-            st.kst[(size_t)i0 * HD + h * D + c] = src[HD + h * D + c];
-            st.vst[(size_t)i0 * HD + h * D + c] = src[2 * HD + h * D + c];
-        }
-    }
-}
-
-/* Decode fold, after lin_decode (which read S): for a token that completes
- * its chunk, S <- pw[64] S + U exactly as lin_contrib + lin_scan compute it.
- * A separate launch keeps lin_decode's registers (and so its occupancy) low. */
-template <int D>
-__global__ void __launch_bounds__(D) lin_dfold(const float *__restrict__ qkv, int ldqkv,
-                                               const rl_cu_span *__restrict__ spans,
-                                               const rl_cu_lin_state *__restrict__ states, int H,
-                                               const float *__restrict__ decay_pw) {
-    const int h = blockIdx.x;
-    const rl_cu_span sp = spans[blockIdx.y];
-    const Seg sg = seg_of(sp, 0);
-    if (sg.a != CH - 1) return;
-    const rl_cu_lin_state st = states[sp.seq];
-    const int HD = H * D;
-    const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const float *pw = decay_pw + h * (CH + 1);
-    const float p64 = __ldg(pw + CH);
-    float *Sh = st.S + (size_t)h * D * D;
-    auto Kf = [&](int j, int d) { return __ldg(kv_row(qkv, ldqkv, st.kst, sp, sg, j, HD, HD, h * D) + d); };
-    auto Vf = [&](int j, int e) { return __ldg(kv_row(qkv, ldqkv, st.vst, sp, sg, j, HD, 2 * HD, h * D) + e); };
-    for (int m = w; m < D / 16; m += D / 32) {
-        float u[D / 8][4];
-        contrib_tile<D>(m, Kf, Vf, pw, u);
-        float *s0 = Sh + (size_t)(16 * m + g) * D + 2 * t, *s1 = s0 + 8 * D;
-#pragma unroll
-        for (int n = 0; n < D / 8; n++) {
-            s0[8 * n] = fmaf(p64, s0[8 * n], u[n][0]);
-            s0[8 * n + 1] = fmaf(p64, s0[8 * n + 1], u[n][1]);
-            s1[8 * n] = fmaf(p64, s1[8 * n], u[n][2]);
-            s1[8 * n + 1] = fmaf(p64, s1[8 * n + 1], u[n][3]);
-        }
-    }
-}
-
-/* RL_CU_ATTN_PROF=1: time each launch (synchronizes; for benchmarks only). */
-struct Prof {
-    bool on;
-    cudaEvent_t ev[6];
-    int n;
-    cudaStream_t st;
-    explicit Prof(cudaStream_t s) : on(false), n(0), st(s) {
-        static int env = -1;
-        if (env < 0) env = getenv("RL_CU_ATTN_PROF") != nullptr;
-        on = env;
-        for (int i = 0; on && i < 6; i++) on = cudaEventCreate(&ev[i]) == cudaSuccess;
-        mark();
-    }
-    void mark() {
-        if (on && n < 6) on = cudaEventRecord(ev[n++], st) == cudaSuccess;
-    }
-    void done(const char *const *names) { /* a failed call only ends the profile */
-        if (!on || cudaEventSynchronize(ev[n - 1]) != cudaSuccess) return;
-        fprintf(stderr, "lightning:");
-        for (int i = 1; i < n; i++) {
-            float ms = 0;
-            if (cudaEventElapsedTime(&ms, ev[i - 1], ev[i]) == cudaSuccess)
-                fprintf(stderr, " %s %.3f ms", names[i - 1], ms);
-        }
-        fprintf(stderr, "\n");
-        for (auto &e : ev)
-            if (cudaEventDestroy(e) != cudaSuccess) break;
-    }
-};
 
 template <int D>
 int launch(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span *spans, int n_spans,
            int max_n, const rl_cu_lin_state *states, int H, const float *decay_pw, float scale,
            cudaStream_t st) {
-    Prof prof(st);
-    if (max_n == 1) {
-        lin_decode<D><<<dim3(H, n_spans), D, 0, st>>>(qkv, ldqkv, o, ldo, spans, states, H, decay_pw, scale);
-        RL_CU_LAUNCHED();
-        prof.mark();
-        lin_dfold<D><<<dim3(H, n_spans), D, 0, st>>>(qkv, ldqkv, spans, states, H, decay_pw);
-        RL_CU_LAUNCHED();
-        prof.mark();
-        static const char *nm[] = {"decode", "fold"};
-        prof.done(nm);
-        return 0;
-    }
     int nseg_max = (max_n + CH - 2) / CH + 1;
     void *wsp = nullptr;
-    RL_CU_TRY(rl_cu_attn_ws(RL_CU_WS_LIN, (size_t)n_spans * nseg_max * H * D * D * sizeof(float), &wsp));
+    RL_CU_TRY(rl_cu_attn_ws(RL_CU_WS_LIN, (size_t)n_spans * nseg_max * H * D * D * sizeof(float),
+                            &wsp));
     float *W = (float *)wsp;
-    const size_t sm_c = 2 * CH * (D + 8) * sizeof(float);
-    const size_t sm_o = CH * (2 * (D + 8) + (D + 4)) * sizeof(uint32_t);
-    static bool attr = false; /* per D instantiation */
-    if (!attr) {
-        RL_CU_TRY(cudaFuncSetAttribute(lin_contrib<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm_c));
-        RL_CU_TRY(cudaFuncSetAttribute(lin_out<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm_o));
-        attr = true;
-    }
-    lin_contrib<D><<<dim3(nseg_max * H, n_spans), 2 * D, sm_c, st>>>(qkv, ldqkv, spans, states, H,
-                                                                    decay_pw, W, nseg_max);
+    lin_contrib<D><<<dim3(nseg_max * H * (D / 16), n_spans), 32, 0, st>>>(
+        qkv, ldqkv, spans, states, H, decay_pw, W, nseg_max);
     RL_CU_LAUNCHED();
-    prof.mark();
     size_t n4 = (size_t)H * D * D / 4;
     lin_scan<<<dim3((unsigned)((n4 + 255) / 256), n_spans), 256, 0, st>>>(spans, states, H, D,
                                                                           decay_pw, W, nseg_max);
     RL_CU_LAUNCHED();
-    prof.mark();
-    lin_out<D><<<dim3(nseg_max * H, n_spans), 2 * D, sm_o, st>>>(qkv, ldqkv, o, ldo, spans, states,
-                                                                H, decay_pw, scale, W, nseg_max);
+    lin_out<D><<<dim3(nseg_max * H * 4 * (D / 64), n_spans), 32, 0, st>>>(
+        qkv, ldqkv, o, ldo, spans, states, H, decay_pw, scale, W, nseg_max);
     RL_CU_LAUNCHED();
-    prof.mark();
-    lin_stash<<<n_spans, 256, 0, st>>>(qkv, ldqkv, spans, states, H * D);
+    lin_stash<<<dim3(CH, n_spans), 128, 0, st>>>(qkv, ldqkv, spans, states, H * D);
     RL_CU_LAUNCHED();
-    prof.mark();
-    static const char *nm[] = {"contrib", "scan", "out", "stash"};
-    prof.done(nm);
     return 0;
 }
 
