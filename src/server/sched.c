@@ -5,7 +5,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <omp.h>
+
 #include "engine/logprob.h"
+#include "ops/ops.h"
 #include "server/kvbudget.h"
 #include "server/pcache.h"
 #include "server/stopstr.h"
@@ -458,6 +461,11 @@ static int cmp_order(const void *a, const void *b) {
 static void *run(void *arg) {
     rl_sched *S = arg;
     rl_err e;
+    /* OpenMP's thread count is per thread: the -t that the main thread set
+     * does not reach this one, whose parallel loops in rl_step would run
+     * with one thread per core (and spin against the others on a busy
+     * machine) */
+    omp_set_num_threads(rl_get_threads());
     sslot **pre = malloc(sizeof(sslot *) * (size_t)S->o.n_slots);
     for (;;) {
         pthread_mutex_lock(&S->mu);
