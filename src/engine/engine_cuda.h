@@ -70,6 +70,9 @@ struct rl_cuda_engine {
     cu_work w;
     int max_ctx;
     size_t lin_floats;
+    int *rec_sel; /* record_routing: [layers][rec_cap] expert choices of the last step */
+    size_t rec_cap;
+    int last_T;
     /* profile (RL_CUDA_PROFILE=1): events at phase boundaries, per-category
      * device seconds accumulated since the last rl_cuda_profile reset */
     int prof, n_ev;

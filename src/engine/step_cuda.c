@@ -84,6 +84,7 @@ void rl_cuda_engine_free(rl_cuda_engine *eng) {
     if (eng->pool) cudaFree(eng->pool);
     if (eng->meta_h) cudaFreeHost(eng->meta_h);
     if (eng->meta_d) cudaFree(eng->meta_d);
+    if (eng->rec_sel) cudaFree(eng->rec_sel);
     if (eng->cb) cublasDestroy(eng->cb);
     if (eng->ev0) cudaEventDestroy(eng->ev0);
     if (eng->ev1) cudaEventDestroy(eng->ev1);
@@ -261,6 +262,7 @@ static int upload_meta(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, in
         size_t cap = total * 2;
         if (eng->meta_h) cudaFreeHost(eng->meta_h);
         if (eng->meta_d) cudaFree(eng->meta_d);
+    if (eng->rec_sel) cudaFree(eng->rec_sel);
         eng->meta_h = eng->meta_d = NULL;
         eng->meta_cap = 0;
         CU_TRY(cudaMallocHost((void **)&eng->meta_h, cap));
@@ -346,7 +348,7 @@ static int gemm(rl_cuda_engine *eng, const void *W, int N, int K, const float *x
 typedef struct stepctx {
     rl_cuda_engine *eng;
     const meta *md;
-    int n, T, max_n;
+    int n, T, max_n, layer;
 } stepctx;
 
 static int attention(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *e) {
@@ -400,6 +402,9 @@ static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *
     CU_TRY(rl_cu_route(w->R, T, E, K, c->n_group, c->topk_group, c->routed_scaling_factor,
                        d->ebias, w->RSCR, w->sel, w->WT, eng->st));
     CU_TRY(rl_cu_moe_bucket(w->sel, TK, E, w->counts, w->offs, w->toff, w->rows, eng->st));
+    if (eng->opt.record_routing)
+        CU_TRY(cudaMemcpyAsync(eng->rec_sel + (size_t)x->layer * eng->rec_cap, w->sel,
+                               sizeof(int) * (size_t)TK, cudaMemcpyDeviceToDevice, eng->st));
     mark(eng, 5);
     rl_cu_gemm g = {.W = d->e_gate, .w_f32 = eng->wf32, .N = I, .K = hid, .wstride = (size_t)I * hid, .x = w->A,
                     .ldx = hid, .xrow = w->rows, .xdiv = K, .y = w->M1, .ldy = I, .T = TK,
@@ -483,7 +488,16 @@ int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *
     if (nl) TRY(ensure_logits(eng, (size_t)nl * V, e));
     meta md = {0};
     TRY(upload_meta(eng, spans, n, T, nl, &md, e));
-    stepctx x = {eng, &md, n, T, max_n};
+    size_t K = (size_t)(c->num_experts_per_tok > 0 ? c->num_experts_per_tok : 1);
+    if (eng->opt.record_routing && c->num_experts && (size_t)T * K > eng->rec_cap) {
+        if (eng->rec_sel) cudaFree(eng->rec_sel);
+        eng->rec_sel = NULL;
+        eng->rec_cap = 0;
+        CU_TRY(cudaMalloc((void **)&eng->rec_sel,
+                          sizeof(int) * (size_t)T * K * (size_t)c->num_hidden_layers));
+        eng->rec_cap = (size_t)T * K;
+    }
+    stepctx x = {eng, &md, n, T, max_n, 0};
     cu_work *w = &eng->w;
     int hid = c->hidden_size, det = eng->opt.deterministic;
     float eps = c->rms_norm_eps;
@@ -495,6 +509,7 @@ int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *
     for (int l = 0; l < c->num_hidden_layers; l++) {
         const rl_layer *ly = &m->layers[l];
         const cu_layer *d = &eng->L[l];
+        x.layer = l;
         CU_TRY(rl_cu_rmsnorm(w->X, T, hid, d->in_norm, eps, w->A, det ? NULL : w->XB, eng->st));
         mark(eng, 1);
         TRY(attention(&x, ly, d, e));
@@ -524,7 +539,19 @@ int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *
     CU_TRY(cudaStreamSynchronize(eng->st));
     CU_TRY(cudaGetLastError());
     if (eng->prof) collect(eng);
+    eng->last_T = T;
     for (int s = 0; s < n; s++) spans[s].seq->pos += spans[s].n;
+    return RL_OK;
+}
+
+int rl_cuda_last_routing(rl_cuda_engine *eng, int layer, int *sel, rl_err *e) {
+    const rl_config *c = &eng->m->cfg;
+    if (!eng->opt.record_routing || !eng->rec_sel || layer < 0 ||
+        layer >= c->num_hidden_layers || !eng->m->layers[layer].moe)
+        return rl_errf(e, RL_E_ARG, "rl_cuda_last_routing: no routing recorded for layer %d", layer);
+    CU_TRY(cudaMemcpy(sel, eng->rec_sel + (size_t)layer * eng->rec_cap,
+                      sizeof(int) * (size_t)eng->last_T * c->num_experts_per_tok,
+                      cudaMemcpyDeviceToHost));
     return RL_OK;
 }
 

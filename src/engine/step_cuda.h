@@ -37,6 +37,8 @@ typedef struct rl_cuda_opts {
     /* Matrices whose data is NULL (a model made by rl_model_skeleton) get
      * hashed random bf16 values of this seed instead of an upload. */
     uint64_t random_seed;
+    /* Keep each MoE layer's expert choices of the last step (tests). */
+    bool record_routing;
 } rl_cuda_opts;
 
 /* Whether a CUDA device is usable; e gets the reason when not. */
@@ -78,6 +80,10 @@ int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n_spans, rl
 enum { RL_CUDA_PROF_CATS = 8 };
 extern const char *const rl_cuda_prof_names[RL_CUDA_PROF_CATS];
 void rl_cuda_profile(rl_cuda_engine *eng, double out[RL_CUDA_PROF_CATS], bool reset);
+
+/* With record_routing: the expert choices [T][K] of layer `layer` in the last
+ * step (T = its tokens, spans in order), copied to sel (host). */
+int rl_cuda_last_routing(rl_cuda_engine *eng, int layer, int *sel, rl_err *e);
 
 /* Waits for the device and returns the seconds of the last rl_cuda_step's
  * device work between its first and last kernel (CUDA events). */

@@ -1,17 +1,22 @@
 /* The device forward against the CPU engine (itself tested against the
  * float64 PyTorch reference, tests/reference), on random checkpoints of
- * several shapes made by rl_mkmodel:
- *   - default mode (cuBLAS, bf16 operands): every logits row within 1e-2
- *     relative (L2) of the CPU's, for a whole prefill and for a split run --
- *     except rows whose token's expert choice is a near tie on the CPU (the
- *     CPU's router logits, read from rl_step_train's tape: the gap between
- *     the last chosen and the first unchosen score, or group score, below
- *     TIE): there a rounding difference may pick another expert. Such rows
- *     are counted and printed, and must stay under 5% of the rows;
- *   - deterministic mode: within 1e-2 of the CPU, and bitwise equal (memcmp)
- *     between a whole prefill, random step splits, token-by-token decode, and
- *     the same splits run beside other sequences.
- * Sequences of 150-300 tokens cross Lightning chunks (64) and KV pages (64).
+ * several shapes made by rl_mkmodel (both layer kinds, MoE with groups and
+ * shared experts, dense, GQA 1:1 to 4:1, tied head, SiLU, hf decay, bf16 /
+ * f32 / F8 weights), sequences of 150-300 tokens crossing Lightning chunks
+ * and KV pages (64):
+ *   - routing: the GPU's expert choices (recorded by the engine) equal the
+ *     CPU's (from rl_step_train's tape), except at tokens whose choice is a
+ *     near tie on the CPU (gap between the last chosen and the first unchosen
+ *     score, or group score, below TIE): a rounding difference may pick the
+ *     other expert there, nowhere else;
+ *   - logits: every row before the first token whose routing differs is
+ *     within 1e-2 relative (L2) of the CPU's (a different expert changes that
+ *     token's output, and through attention every later row's, so later rows
+ *     are reported, not asserted); for split runs of the default mode, rows
+ *     before the first near-tie token;
+ *   - deterministic mode: bitwise equal (memcmp) between a whole prefill,
+ *     random step splits, token-by-token decode, and splits run beside other
+ *     sequences.
  * RL_GPU_TEST_SHAPES=N runs only the first N shapes, RL_GPU_TEST_TOKENS=N
  * sequences of N tokens (sanitizer runs).
  * Exits 77 (CTest: skipped) when no GPU is present. */
@@ -106,7 +111,7 @@ static float route_margin(const rl_config *c, const float *z, const float *bias)
 
 /* CPU logits of all positions, one step; tie[t] = 1 when token t's routing is
  * a near tie in some MoE layer. */
-static float *cpu_logits(rl_model *m, const int *ids, int n, unsigned char *tie) {
+static float *cpu_logits(rl_model *m, const int *ids, int n, unsigned char *tie, int *csel) {
     rl_engine eng;
     rl_slot sl;
     rl_tape tape;
@@ -127,6 +132,8 @@ static float *cpu_logits(rl_model *m, const int *ids, int n, unsigned char *tie)
     memset(tie, 0, (size_t)n);
     for (int l = 0; l < c->num_hidden_layers; l++) {
         if (!m->layers[l].moe || !tape.layers[l].router) continue;
+        memcpy(csel + (size_t)l * n * c->num_experts_per_tok, tape.layers[l].sel,
+               sizeof(int) * (size_t)n * c->num_experts_per_tok);
         for (int t = 0; t < n; t++)
             if (route_margin(c, tape.layers[l].router + (size_t)t * c->num_experts,
                              m->layers[l].expert_bias) < TIE)
@@ -141,7 +148,7 @@ static float *cpu_logits(rl_model *m, const int *ids, int n, unsigned char *tie)
 /* GPU logits of all positions of ids, fed in the given steps; n_comp
  * companion sequences (random tokens) advance in the same steps. */
 static float *gpu_logits(rl_cuda_engine *g, const rl_model *m, const int *ids, int n,
-                         const int *steps, int n_steps, int n_comp, uint64_t seed) {
+                         const int *steps, int n_steps, int n_comp, uint64_t seed, int *gsel) {
     size_t V = (size_t)m->cfg.vocab_size;
     float *out = malloc(sizeof(float) * V * n);
     rl_cuda_seq *s = NULL, *comp[4] = {0};
@@ -167,6 +174,10 @@ static float *gpu_logits(rl_cuda_engine *g, const rl_model *m, const int *ids, i
         if (rl_cuda_step(g, sp, ns, &e)) goto fail;
         pos += steps[k];
     }
+    for (int l = 0; gsel && l < m->cfg.num_hidden_layers; l++) /* one step, one sequence */
+        if (m->layers[l].moe &&
+            rl_cuda_last_routing(g, l, gsel + (size_t)l * n * m->cfg.num_experts_per_tok, &e))
+            goto fail;
     rl_cuda_seq_free(s);
     for (int c = 0; c < n_comp; c++) { rl_cuda_seq_free(comp[c]); free(cids[c]); }
     return out;
@@ -175,14 +186,11 @@ fail:
     exit(1);
 }
 
-/* Worst per-row relative L2 error over the rows that are not near routing
- * ties; *n_tie_bad counts tie rows above 1e-2 (excused). */
-static double worst_rel(const float *a, const float *ref, int n, size_t V,
-                        const unsigned char *tie, int *bad_row, int *n_tie_bad) {
+/* Worst per-row relative L2 error over rows [r0, r1). */
+static double worst_rel(const float *a, const float *ref, int r0, int r1, size_t V, int *bad_row) {
     double worst = 0;
     *bad_row = -1;
-    *n_tie_bad = 0;
-    for (int r = 0; r < n; r++) {
+    for (int r = r0; r < r1; r++) {
         double num = 0, den = 0;
         for (size_t i = 0; i < V; i++) {
             double d = (double)a[r * V + i] - ref[r * V + i];
@@ -191,10 +199,6 @@ static double worst_rel(const float *a, const float *ref, int n, size_t V,
         }
         double rel = sqrt(num / (den > 0 ? den : 1));
         if (isnan(rel)) rel = INFINITY;
-        if (tie[r] && rel >= 1e-2) {
-            (*n_tie_bad)++;
-            continue;
-        }
         if (!(rel <= worst)) {
             worst = rel;
             *bad_row = r;
@@ -240,48 +244,75 @@ int main(void) {
         uint64_t seed = 1000 + si;
         int *ids = malloc(sizeof(int) * n), *steps = malloc(sizeof(int) * n), *ones = malloc(sizeof(int) * n);
         for (int i = 0; i < n; i++) { ids[i] = (int)(rl_t_rand(&seed) % V); ones[i] = 1; }
+        int L = m.cfg.num_hidden_layers, K = m.cfg.num_experts_per_tok;
         unsigned char *tie = malloc((size_t)n);
-        float *ref = cpu_logits(&m, ids, n, tie);
-        int n_tie = 0;
-        for (int i = 0; i < n; i++) n_tie += tie[i];
-        printf("%-24s %d of %d tokens have a near-tie expert choice on the CPU (margin < %g)\n",
-               s->name, n_tie, n, TIE);
+        int *csel = calloc((size_t)L * n * K, sizeof(int)), *gsel = calloc((size_t)L * n * K, sizeof(int));
+        float *ref = cpu_logits(&m, ids, n, tie, csel);
+        int n_tie = 0, first_tie = n;
+        for (int i = n - 1; i >= 0; i--)
+            if (tie[i]) { n_tie++; first_tie = i; }
+        printf("%-24s %d of %d tokens have a near-tie expert choice on the CPU (margin < %g), "
+               "the first at %d\n", s->name, n_tie, n, TIE, first_tie);
         for (int det = 0; det <= 1; det++) {
             rl_cuda_engine *g;
-            rl_cuda_opts co = {.deterministic = det, .max_kv_pages = 64};
+            rl_cuda_opts co = {.deterministic = det, .max_kv_pages = 64, .record_routing = true};
             if (rl_cuda_engine_init(&g, &m, &co, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
             const char *mode = det ? "deterministic" : "default";
-            int whole = n, bad, tb;
+            int whole = n, bad;
             int fails0 = rl_t_fail;
-            float *a = gpu_logits(g, &m, ids, n, &whole, 1, 0, 1);
-            double w = worst_rel(a, ref, n, V, tie, &bad, &tb);
-            printf("%-24s %-13s whole prefill    worst row rel err %.2e (row %d); %d tie rows "
-                   "above 1e-2\n", s->name, mode, w, bad, tb);
+            float *a = gpu_logits(g, &m, ids, n, &whole, 1, 0, 1, gsel);
+            /* routing: differences only at CPU near ties */
+            int first_flip = n, n_flip = 0;
+            for (int t = 0; t < n; t++) {
+                int flip = 0;
+                for (int l = 0; l < L; l++) {
+                    if (!m.layers[l].moe) continue;
+                    size_t o = ((size_t)l * n + t) * K;
+                    if (memcmp(csel + o, gsel + o, sizeof(int) * K)) {
+                        flip = 1;
+                        CHECK(tie[t], "%s %s: token %d layer %d: GPU experts differ from the CPU's "
+                              "(first %d vs %d) where the CPU's choice is no near tie", s->name,
+                              mode, t, l, gsel[o], csel[o]);
+                    }
+                }
+                if (flip) {
+                    n_flip++;
+                    if (first_flip == n) first_flip = t;
+                }
+            }
+            double w = worst_rel(a, ref, 0, first_flip, V, &bad);
+            int bad2;
+            double w2 = worst_rel(a, ref, first_flip, n, V, &bad2);
+            printf("%-24s %-13s whole prefill: %d tokens routed differently (first %d); rows before: "
+                   "worst rel err %.2e (row %d); rows from there: worst %.2e (row %d)\n", s->name,
+                   mode, n_flip, first_flip, w, bad, w2, bad2);
             CHECK(w < 1e-2, "%s %s: whole prefill: row %d rel err %.3e vs CPU", s->name, mode, bad, w);
-            CHECK(tb * 20 <= n, "%s %s: %d tie rows above 1e-2", s->name, mode, tb);
             int k = random_steps(n, &seed, steps);
-            float *b = gpu_logits(g, &m, ids, n, steps, k, 0, 2);
-            w = worst_rel(b, ref, n, V, tie, &bad, &tb);
-            printf("%-24s %-13s %3d random steps worst row rel err %.2e (row %d); %d tie rows "
-                   "above 1e-2\n", s->name, mode, k, w, bad, tb);
-            CHECK(w < 1e-2, "%s %s: split: row %d rel err %.3e vs CPU", s->name, mode, bad, w);
-            CHECK(tb * 20 <= n, "%s %s: %d tie rows above 1e-2", s->name, mode, tb);
+            float *b = gpu_logits(g, &m, ids, n, steps, k, 0, 2, NULL);
+            if (!det) {
+                w = worst_rel(b, ref, 0, first_tie, V, &bad);
+                w2 = worst_rel(b, ref, first_tie, n, V, &bad2);
+                printf("%-24s %-13s %3d random steps: rows before the first near tie: worst rel err "
+                       "%.2e (row %d); from there: worst %.2e (row %d)\n", s->name, mode, k, w, bad,
+                       w2, bad2);
+                CHECK(w < 1e-2, "%s %s: split: row %d rel err %.3e vs CPU", s->name, mode, bad, w);
+            }
             if (det) {
                 size_t bytes = sizeof(float) * V * n;
                 CHECK(!memcmp(a, b, bytes), "%s: random split != whole prefill (bitwise)", s->name);
-                float *c = gpu_logits(g, &m, ids, n, ones, n, 0, 3);
+                float *c = gpu_logits(g, &m, ids, n, ones, n, 0, 3, NULL);
                 CHECK(!memcmp(a, c, bytes), "%s: token by token != whole prefill (bitwise)", s->name);
                 int pre[2] = {n / 2 + 3, 0}, kk = 1;
                 for (int i = pre[0]; i < n; i++) steps[kk++] = 1;
                 steps[0] = pre[0];
-                float *d = gpu_logits(g, &m, ids, n, steps, kk, 2, 4);
+                float *d = gpu_logits(g, &m, ids, n, steps, kk, 2, 4, NULL);
                 CHECK(!memcmp(a, d, bytes), "%s: prefill + decode beside 2 sequences != whole "
                       "prefill (bitwise)", s->name);
                 k = random_steps(n, &seed, steps);
-                float *f = gpu_logits(g, &m, ids, n, steps, k, 3, 5);
+                float *f = gpu_logits(g, &m, ids, n, steps, k, 3, 5, NULL);
                 CHECK(!memcmp(a, f, bytes), "%s: random split beside 3 sequences != whole "
                       "prefill (bitwise)", s->name);
-                float *h = gpu_logits(g, &m, ids, n, &whole, 1, 2, 6);
+                float *h = gpu_logits(g, &m, ids, n, &whole, 1, 2, 6, NULL);
                 CHECK(!memcmp(a, h, bytes), "%s: whole prefill beside 2 sequences != alone "
                       "(bitwise)", s->name);
                 printf("%-24s %-13s bitwise: split, token-by-token, with companions: %s\n", s->name,
@@ -292,7 +323,7 @@ int main(void) {
             free(b);
             rl_cuda_engine_free(g);
         }
-        free(ref); free(ids); free(steps); free(ones); free(tie);
+        free(ref); free(ids); free(steps); free(ones); free(tie); free(csel); free(gsel);
         rl_model_free(&m);
     }
     return rl_test_done();
