@@ -273,7 +273,8 @@ int cmd_train(int argc, char **argv) {
     o.c.sched.warmup = o.warmup >= 0 ? o.warmup : o.c.steps / 20;
     o.c.sched.lr_min = o.lr_min >= 0 ? o.lr_min : o.c.sched.lr / 10;
     if (o.c.sched.warmup > o.c.steps) o.c.sched.warmup = o.c.steps;
-    if (o.threads > 0) omp_set_num_threads(o.threads);
+    /* the ops (matmul teams) and the model's own loops: rl_set_threads sets both */
+    if (o.threads > 0) rl_set_threads(o.threads);
     rl_err e = {0};
     const char *model_dir = o.model ? o.model : o.out;
     char ckpath[PATH_MAX];

@@ -1,8 +1,9 @@
 """`ringlm train` end to end on a small config: the loss goes down; a run
 stopped mid-way (--stop-at, as Ctrl-C does) and resumed ends with the same
 model and optimizer files, byte for byte, and the same per-step losses as an
-uninterrupted run; SIGINT saves a checkpoint that `generate` loads; a
---config-file gives the same run as the flags."""
+uninterrupted run; runs with -t 1 / -t 3 and with --recompute on / off end
+with the same files byte for byte; SIGINT saves a checkpoint that `generate`
+loads; a --config-file gives the same run as the flags."""
 import json
 import os
 import re
@@ -94,6 +95,22 @@ def main():
                                                        os.path.join(b, "model.safetensors")))
     check("optimizer.safetensors bitwise equal", same_file(os.path.join(a, "optimizer.safetensors"),
                                                            os.path.join(b, "optimizer.safetensors")))
+
+    # thread count and recomputation change no bit of the run
+    short = [x if x != str(STEPS) else "10" for x in common[:-2]]
+    runs = {}
+    for name, extra in (("t2", ["-t", "2"]), ("t1rc", ["-t", "1", "--recompute", "on"]),
+                        ("t3", ["-t", "3", "--recompute", "off"])):
+        out = os.path.join(TMP, "short_" + name)
+        r = run(["train", "--preset", "test", "--tokenizer", tok, "-o", out] + short + extra)
+        check("short run " + name, r.returncode == 0, r.stdout + r.stderr)
+        runs[name] = (out, steps(r.stdout), r.stdout)
+    check("--recompute on reported", "recompute on: on" in runs["t1rc"][2], runs["t1rc"][2][:600])
+    for name in ("t1rc", "t3"):
+        same = all(same_file(os.path.join(runs["t2"][0], f), os.path.join(runs[name][0], f))
+                   for f in ("model.safetensors", "optimizer.safetensors"))
+        check("%s: same losses and files as -t 2, byte for byte" % name,
+              same and runs[name][1] == runs["t2"][1] and len(runs["t2"][1]) == 10)
 
     # the same run from a config file
     cfgf = os.path.join(TMP, "train.json")
