@@ -104,7 +104,7 @@ const char *const app_model_opts_help =
     "                           config.json's ringlm_decay_convention\n"
     "  --ref-ops                use the plain reference kernels (slow; for testing)\n"
     "  --device cpu|cuda        where the model runs (default cpu; cuda: generate, logits,\n"
-    "                           bench)\n"
+    "                           bench; info names the GPU)\n"
     "  --deterministic          GPU: every GEMM in one fixed order, so logits are bitwise\n"
     "                           independent of the batch and of the step split (slower)\n";
 

@@ -14,7 +14,7 @@ int app_device_check(const app_model_opts *o) {
     return app_fail("--device cuda: this ringlm was built without the CUDA backend (CMake found "
                     "no nvcc; install the CUDA toolkit and rebuild, or configure with -DRL_CUDA=ON)");
 #else
-    if (!o->cuda_ok) return app_fail("--device cuda is supported by generate, logits and bench");
+    if (!o->cuda_ok) return app_fail("--device cuda is supported by generate, logits, bench and info");
     if (o->ref_ops) return app_fail("--ref-ops selects CPU kernels: not with --device cuda");
     rl_err e = {0};
     if (!rl_cuda_available(&e)) return app_fail("--device cuda: %s", e.msg);

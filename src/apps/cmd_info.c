@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "apps/app.h"
+#include "apps/app_engine.h"
 
 static void human(char *b, size_t n, double x) {
     const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -11,7 +12,7 @@ static void human(char *b, size_t n, double x) {
 }
 
 int cmd_info(int argc, char **argv) {
-    app_model_opts mo = {.decay_conv = -1};
+    app_model_opts mo = {.decay_conv = -1, .cuda_ok = true};
     for (int i = 1; i < argc; i++) {
         int r = app_model_opt(&mo, argc, argv, &i);
         if (r < 0) return 1;
@@ -54,6 +55,11 @@ int cmd_info(int argc, char **argv) {
     printf("kv cache:         %s per token\n", b3);
     printf("context:          %d positions\n", c->max_position_embeddings);
     printf("cpu kernels:      %s\n", rl_ops_cpu_isa());
+    if (mo.device == APP_CUDA) {
+        char d[600];
+        app_device_describe(&mo, d, sizeof d);
+        printf("device:           %s\n", d);
+    }
     rl_model_free(&m);
     return 0;
 }
