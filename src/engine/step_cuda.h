@@ -56,6 +56,7 @@ int64_t rl_cuda_kv_pool_bytes(const rl_cuda_engine *eng);
 /* Positions a sequence may reach (max_position_embeddings unless changed). */
 void rl_cuda_set_max_ctx(rl_cuda_engine *eng, int max_ctx);
 
+/* Sequences belong to their engine: free them before it. */
 int rl_cuda_seq_new(rl_cuda_engine *eng, rl_cuda_seq **out, rl_err *e);
 void rl_cuda_seq_free(rl_cuda_seq *s);
 int rl_cuda_seq_pos(const rl_cuda_seq *s);
