@@ -89,7 +89,7 @@ def main():
     data = os.path.join(work, "data.bin")
     run(["prepare-data", "--tokenizer", tok, "--input", corpus, "--doc-sep", "%", "-o", data])
     run(["train", "--preset", "test", "--tokenizer", tok, "--data", data, "-o", out, "--steps",
-         os.environ.get("TAGGED_STEPS", "120"), "--seq-len", str(SEQ), "--batch-tokens", str(2 * SEQ), "--lr", "1e-2",
+         os.environ.get("TAGGED_STEPS", "60"), "--seq-len", str(SEQ), "--batch-tokens", str(2 * SEQ), "--lr", "1e-2",
          "--warmup", "5", "--val-fraction", "0", "--eval-every", "0", "--seed", "1", "-t", "2"])
     cfg = json.load(open(os.path.join(out, "config.json")))
     import shutil
