@@ -19,6 +19,7 @@ i is document i from position 0, as the server will feed the prompt.
 Prints the conversations (JSON) the model was trained on, for the test."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -91,11 +92,10 @@ def main():
     run(["train", "--preset", "test", "--tokenizer", tok, "--data", data, "-o", out, "--steps",
          os.environ.get("TAGGED_STEPS", "60"), "--seq-len", str(SEQ), "--batch-tokens", str(2 * SEQ), "--lr", "1e-2",
          "--warmup", "5", "--val-fraction", "0", "--eval-every", "0", "--seed", "1", "-t", "2"])
-    cfg = json.load(open(os.path.join(out, "config.json")))
-    import shutil
+    # the server takes the chat template (and its eos, <|role_end|>, as a stop token) from here
     shutil.copy(tc, os.path.join(out, "tokenizer_config.json"))
-    print(json.dumps([{k: v for k, v in c.items()} for c in CONVS]))
-    return 0 if cfg else 1
+    print(json.dumps(CONVS))
+    return 0
 
 
 if __name__ == "__main__":
