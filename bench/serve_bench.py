@@ -22,10 +22,10 @@ def load():
     return open("/proc/loadavg").read().split()[0]
 
 
-def engine_decode(ringlm, model, threads):
-    r = subprocess.run([ringlm, "bench", "-m", model, "-p", "0", "-n", "128", "-r", "1", "-t", str(threads)],
+def engine_decode(ringlm, model, threads, n):
+    r = subprocess.run([ringlm, "bench", "-m", model, "-p", "0", "-n", str(n), "-r", "1", "-t", str(threads)],
                        capture_output=True, text=True)
-    m = re.search(r"\| tg128 @ d0 \| ([0-9.]+)", r.stdout)
+    m = re.search(r"\| tg%d @ d0 \| ([0-9.]+)" % n, r.stdout)
     return float(m.group(1)) if m else float("nan")
 
 
@@ -33,7 +33,7 @@ def start(ringlm, model, args):
     log = open("/tmp/serve_bench.%d.log" % os.getpid(), "w+")
     p = subprocess.Popen([ringlm, "serve", "-m", model, "--port", "0"] + args, stdout=log, stderr=subprocess.STDOUT)
     port = None
-    for _ in range(600):
+    for _ in range(3000):  # a large model loads and packs its weights first
         log.seek(0)
         m = re.search(r"listening on http://[^:]+:(\d+)", log.read())
         if m:
@@ -68,32 +68,35 @@ def main():
     ap.add_argument("-n", type=int, default=64, help="max_tokens per request")
     ap.add_argument("--requests", type=int, default=64, help="requests per concurrency level (at least 2 per stream)")
     ap.add_argument("--parallel", type=int, default=64)
+    ap.add_argument("--prompt-words", type=int, default=64, help="serve_load.py's prompt length")
+    ap.add_argument("--floor-n", type=int, default=128, help="tokens the engine decodes for the floor")
+    ap.add_argument("--mt", default="", help="extra arguments of serve_multiturn.py, e.g. '-k 2 -t 3 -n 16'")
     a = ap.parse_args()
     srv_args = ["-t", str(a.threads), "--parallel", str(a.parallel), "--batch-tokens", "512", "--queue", "1024"]
     load_rows, mt_rows, floors, loads = {}, {True: [], False: []}, [], []
     for rep in range(a.reps):
         loads.append(load())
-        floors.append(engine_decode(a.ringlm, a.model, a.threads))
+        floors.append(engine_decode(a.ringlm, a.model, a.threads, a.floor_n))
         p, port = start(a.ringlm, a.model, srv_args)
         url = "http://127.0.0.1:%d" % port
         try:
             for C in [int(x) for x in a.c.split(",")]:
                 r = max(2, a.requests // C)
                 row = jsonl([sys.executable, os.path.join(HERE, "serve_load.py"), "--url", url, "-c", str(C), "-r",
-                             str(r), "-n", str(a.n), "--json"])[0]
+                             str(r), "-n", str(a.n), "--prompt-words", str(a.prompt_words), "--json"])[0]
                 load_rows.setdefault(C, []).append(row)
-            for row in jsonl([sys.executable, os.path.join(HERE, "serve_multiturn.py"), "--url", url, "--json"]):
+            for row in jsonl([sys.executable, os.path.join(HERE, "serve_multiturn.py"), "--url", url, "--json"] + a.mt.split()):
                 mt_rows[row["cache"]].append(row)
         finally:
             p.terminate()
             p.wait()
-        floors.append(engine_decode(a.ringlm, a.model, a.threads))
+        floors.append(engine_decode(a.ringlm, a.model, a.threads, a.floor_n))
         loads.append(load())
         print("rep %d done: load %s..%s, engine decode %.1f..%.1f tok/s" % (rep + 1, loads[-2], loads[-1], floors[-2],
                                                                             floors[-1]), file=sys.stderr, flush=True)
     print("server: `ringlm serve -m %s %s`; %d reps; 1-min load average around the reps: %s; engine single-stream "
-          "decode (`ringlm bench -p 0 -n 128 -t %d`) before/after each rep: %s tok/s (median %.1f)\n"
-          % (a.model, " ".join(srv_args), a.reps, " ".join(loads), a.threads,
+          "decode (`ringlm bench -p 0 -n %d -t %d`) before/after each rep: %s tok/s (median %.1f)\n"
+          % (a.model, " ".join(srv_args), a.reps, " ".join(loads), a.floor_n, a.threads,
              " ".join("%.0f" % f for f in floors), med(floors)))
     print("| streams | requests | gen tok/s | x engine decode | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |")
     print("|---|---|---|---|---|---|---|---|")
