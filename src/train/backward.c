@@ -29,9 +29,10 @@ typedef struct bctx {
     int fail;
 } bctx;
 
+/* (may run on several threads at once: the flag is only ever set to 1) */
 static float *zalloc(bctx *b, size_t n) {
     float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) b->fail = 1;
+    if (!p) __atomic_store_n(&b->fail, 1, __ATOMIC_RELAXED);
     return p;
 }
 
@@ -44,7 +45,7 @@ static void swiglu_bwd(bctx *b, const rl_wmat *Wg, const rl_wmat *Wu, const rl_w
     int I = Wg->rows, hid = m->cfg.hidden_size;
     size_t nI = (size_t)n * I;
     float *act = zalloc(b, nI), *dH = zalloc(b, nI), *d1 = zalloc(b, nI), *d2 = zalloc(b, nI);
-    if (!b->fail) {
+    if (act && dH && d1 && d2) {
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < n; r++)
             m->ops->swiglu(h1 + (size_t)r * I, h2 + (size_t)r * I, I, act + (size_t)r * I);
@@ -108,7 +109,12 @@ static void moe_bwd(bctx *b, int l) {
         memcpy(h1 + (size_t)i * I, tl->h1 + (size_t)order[i] * I, sizeof(float) * I);
         memcpy(h2 + (size_t)i * I, tl->h2 + (size_t)order[i] * I, sizeof(float) * I);
     }
-    /* each expert over its tokens, in the forward's order */
+    /* each expert over its tokens, in the forward's order; threads take
+     * whole experts (disjoint gradients and rows; the ops inside run on the
+     * one thread, whose results do not depend on the split): one fork and
+     * join per layer instead of eight per expert, which matters most when
+     * other processes share the cores */
+#pragma omp parallel for schedule(dynamic, 1)
     for (int x = 0; x < E; x++) {
         int s0 = start[x], n = start[x + 1] - s0;
         if (!n) continue;
