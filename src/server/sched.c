@@ -400,13 +400,13 @@ int rl_sched_kv_check(const rl_sched *S, int n_prompt, int max_tokens, char *msg
     if (max_tokens > 0)
         snprintf(msg, len,
                  "the request needs %d KV pages of %d positions (%d prompt tokens + max_tokens %d) but the server's "
-                 "KV budget is %d pages (%d positions, --kv-pages); lower max_tokens or shorten the prompt",
-                 need, RL_KV_PAGE, n_prompt, max_tokens, S->kv_budget, S->kv_budget * RL_KV_PAGE);
+                 "KV budget is %d pages (%lld positions, --kv-pages); lower max_tokens or shorten the prompt",
+                 need, RL_KV_PAGE, n_prompt, max_tokens, S->kv_budget, (long long)S->kv_budget * RL_KV_PAGE);
     else
         snprintf(msg, len,
                  "the prompt needs %d KV pages of %d positions (%d tokens) but the server's KV budget is %d pages "
-                 "(%d positions, --kv-pages); shorten the prompt",
-                 need, RL_KV_PAGE, n_prompt, S->kv_budget, S->kv_budget * RL_KV_PAGE);
+                 "(%lld positions, --kv-pages); shorten the prompt",
+                 need, RL_KV_PAGE, n_prompt, S->kv_budget, (long long)S->kv_budget * RL_KV_PAGE);
     return 1;
 }
 
