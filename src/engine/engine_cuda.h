@@ -71,6 +71,19 @@ struct rl_cuda_engine {
     cu_work w;
     int max_ctx;
     size_t lin_floats;
+    /* Decode steps (every span one token) replay a CUDA graph of the device
+     * work between the metadata upload and the logits copy (step_cuda.c).
+     * gen counts reallocations of any buffer a graph bakes in (workspace,
+     * logits, metadata, routing record); a graph is valid for its key
+     * (spans, logit rows) under the gen and attention scratch gen it was
+     * captured with. seen_*: the last eager decode step's key, captured when
+     * the next step repeats it (its buffers then exist at their sizes). */
+    int graphs;   /* RL_CUDA_GRAPHS unset or not 0, no profile; cleared by a failed capture */
+    unsigned gen;
+    cudaGraphExec_t gx;
+    int gx_n, gx_nl, seen_n, seen_nl;
+    unsigned gx_gen, gx_wsgen, seen_gen, seen_wsgen;
+    void *cb_ws; /* cuBLAS workspace (fixed, so captured GEMMs keep using it) */
     int *rec_sel; /* record_routing: [layers][rec_cap] expert choices of the last step */
     size_t rec_cap;
     int last_T;

@@ -85,7 +85,9 @@ void rl_cuda_engine_free(rl_cuda_engine *eng) {
     if (eng->meta_h) cudaFreeHost(eng->meta_h);
     if (eng->meta_d) cudaFree(eng->meta_d);
     if (eng->rec_sel) cudaFree(eng->rec_sel);
+    if (eng->gx) cudaGraphExecDestroy(eng->gx);
     if (eng->cb) cublasDestroy(eng->cb);
+    if (eng->cb_ws) cudaFree(eng->cb_ws);
     if (eng->ev0) cudaEventDestroy(eng->ev0);
     if (eng->ev1) cudaEventDestroy(eng->ev1);
     for (int i = 0; eng->prof && i < 1024; i++) cudaEventDestroy(eng->ev[i]);
@@ -117,6 +119,12 @@ static int init(rl_cuda_engine *eng, rl_err *e) {
         eng->prof = 1;
     }
     CUBLAS_TRY(cublasSetStream(eng->cb, eng->st));
+    /* after cublasSetStream (which resets it): one workspace for the handle's life, so a
+     * captured GEMM never allocates and its graph keeps a valid address */
+    CU_TRY(cudaMalloc(&eng->cb_ws, (size_t)32 << 20));
+    CUBLAS_TRY(cublasSetWorkspace(eng->cb, eng->cb_ws, (size_t)32 << 20));
+    const char *gv = getenv("RL_CUDA_GRAPHS");
+    eng->graphs = !eng->prof && !(gv && atoi(gv) == 0);
     int rc = rl_cu_upload_weights(eng, e);
     if (rc) return rc;
     int H = c->num_attention_heads, D = c->head_dim, Hkv = c->num_key_value_heads;
@@ -198,6 +206,7 @@ static int ensure_work(rl_cuda_engine *eng, int T, rl_err *e) {
     if (sI > xb) xb = sI;
     cudaStreamSynchronize(eng->st);
     free_work(w);
+    eng->gen++;
     struct { void **p; size_t bytes; } need[] = {
         {(void **)&w->X, cap * hid * 4}, {(void **)&w->A, cap * hid * 4},
         {(void **)&w->QKV, cap * qkvw * 4}, {(void **)&w->G, cap * HD * 4},
@@ -226,6 +235,7 @@ static int ensure_logits(rl_cuda_engine *eng, size_t floats, rl_err *e) {
     cu_work *w = &eng->w;
     if (floats <= w->logits_cap) return RL_OK;
     cudaStreamSynchronize(eng->st);
+    eng->gen++;
     int rc = grow((void **)&w->LOGITS, floats * 4, e);
     w->logits_cap = rc ? 0 : floats;
     return rc;
@@ -254,16 +264,20 @@ static int upload_meta(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, in
     for (int s = 0; s < n; s++) tp += (size_t)spans[s].seq->n_pages;
     size_t off_ids = 0, off_cs = al16(off_ids + sizeof(int) * T);
     size_t off_sp = al16(off_cs + sizeof(float) * (size_t)T * (rot ? rot : 1));
+    /* the page ids last: every other offset depends only on (n, T, nl), so a decode
+     * graph's baked addresses stay right while the sequences grow */
     size_t off_pt = al16(off_sp + sizeof(rl_cu_span) * n);
-    size_t off_pg = al16(off_pt + sizeof(int *) * n);
-    size_t off_st = al16(off_pg + sizeof(int) * (tp ? tp : 1));
+    size_t off_st = al16(off_pt + sizeof(int *) * n);
     size_t off_lr = al16(off_st + sizeof(rl_cu_lin_state) * (size_t)n * (nlin ? nlin : 1));
-    size_t total = al16(off_lr + sizeof(int) * (size_t)(nl ? nl : 1));
+    size_t off_pg = al16(off_lr + sizeof(int) * (size_t)(nl ? nl : 1));
+    size_t total = al16(off_pg + sizeof(int) * (tp ? tp : 1));
     if (total > eng->meta_cap) {
         size_t cap = total * 2;
+        /* the pinned buffer may still feed a queued copy */
+        CU_TRY(cudaStreamSynchronize(eng->st));
+        eng->gen++;
         if (eng->meta_h) cudaFreeHost(eng->meta_h);
         if (eng->meta_d) cudaFree(eng->meta_d);
-    if (eng->rec_sel) cudaFree(eng->rec_sel);
         eng->meta_h = eng->meta_d = NULL;
         eng->meta_cap = 0;
         CU_TRY(cudaMallocHost((void **)&eng->meta_h, cap));
@@ -516,6 +530,81 @@ static int check(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *
     return RL_OK;
 }
 
+/* The device work of a step after its metadata upload: embedding, layers,
+ * final norm and LM head into w->LOGITS. Launches only (no host sync, no
+ * allocation once the step's buffers exist), so it can be captured. */
+static int forward(rl_cuda_engine *eng, stepctx *x, int nl, rl_err *e) {
+    const rl_model *m = eng->m;
+    const rl_config *c = &m->cfg;
+    const meta *md = x->md;
+    cu_work *w = &eng->w;
+    int hid = c->hidden_size, det = eng->opt.deterministic, T = x->T;
+    float eps = c->rms_norm_eps;
+    size_t V = (size_t)c->vocab_size;
+    eng->n_ev = 0;
+    mark(eng, 0);
+    CU_TRY(rl_cu_embed(eng->embed, eng->wf32, md->ids, T, hid, w->X, eng->st));
+    mark(eng, 0);
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        const rl_layer *ly = &m->layers[l];
+        const cu_layer *d = &eng->L[l];
+        x->layer = l;
+        CU_TRY(rl_cu_rmsnorm(w->X, T, hid, d->in_norm, eps, w->A, det ? NULL : w->XB, eng->st));
+        mark(eng, 1);
+        TRY(attention(x, ly, d, e));
+        mark(eng, ly->softmax ? 3 : 2);
+        CU_TRY(rl_cu_rmsnorm(w->X, T, hid, d->post_norm, eps, w->A, det ? NULL : w->XB, eng->st));
+        mark(eng, 1);
+        TRY(mlp(x, ly, d, e));
+        if (!ly->moe) mark(eng, 4);
+    }
+    if (nl) {
+        CU_TRY(rl_cu_gather_rows(w->X, md->lrows, nl, hid, w->LOG, eng->st));
+        CU_TRY(rl_cu_rmsnorm(w->LOG, nl, hid, eng->final_norm, eps, w->LOG, det ? NULL : w->XB,
+                             eng->st));
+        TRY(gemm(eng, eng->lm_head, (int)V, hid, w->LOG, hid, nl, w->LOGITS, (int)V, 0, 1, e));
+    }
+    mark(eng, 0);
+    return RL_OK;
+}
+
+/* Captures forward() into a graph and launches it. A capture that fails for
+ * any reason (an API the capture refuses, a driver without support) turns
+ * graphs off for this engine and runs the step eagerly instead: nothing ran
+ * during the failed capture, so the step is simply done the plain way. */
+static int capture_and_launch(rl_cuda_engine *eng, stepctx *x, int nl, unsigned wsgen,
+                              rl_err *e) {
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t gx = NULL;
+    rl_err ce = {0};
+    int ok = cudaStreamBeginCapture(eng->st, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
+    if (ok) {
+        int rc = forward(eng, x, nl, &ce);
+        cudaError_t er = cudaStreamEndCapture(eng->st, &g);
+        ok = !rc && er == cudaSuccess && g && cudaGraphInstantiate(&gx, g, 0) == cudaSuccess;
+        if (g) cudaGraphDestroy(g);
+    }
+    if (!ok || wsgen != rl_cu_attn_ws_gen()) {
+        if (gx) cudaGraphExecDestroy(gx);
+        (void)cudaGetLastError(); /* the capture's error, not sticky */
+        eng->graphs = 0;
+        if (getenv("RL_CUDA_GRAPHS_DEBUG"))
+            fprintf(stderr, "ringlm cuda: graph capture failed (%s); decode runs eagerly\n",
+                    ce.msg[0] ? ce.msg : "capture or instantiate refused");
+        return forward(eng, x, nl, e);
+    }
+    if (getenv("RL_CUDA_GRAPHS_DEBUG"))
+        fprintf(stderr, "ringlm cuda: decode graph captured (%d spans, %d logit rows)\n", x->n, nl);
+    if (eng->gx) cudaGraphExecDestroy(eng->gx);
+    eng->gx = gx;
+    eng->gx_n = x->n;
+    eng->gx_nl = nl;
+    eng->gx_gen = eng->gen;
+    eng->gx_wsgen = wsgen;
+    CU_TRY(cudaGraphLaunch(eng->gx, eng->st));
+    return RL_OK;
+}
+
 int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *e) {
     const rl_model *m = eng->m;
     const rl_config *c = &m->cfg;
@@ -534,6 +623,8 @@ int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *
     TRY(upload_meta(eng, spans, n, T, nl, &md, e));
     size_t K = (size_t)(c->num_experts_per_tok > 0 ? c->num_experts_per_tok : 1);
     if (eng->opt.record_routing && c->num_experts && (size_t)T * K > eng->rec_cap) {
+        CU_TRY(cudaStreamSynchronize(eng->st));
+        eng->gen++;
         if (eng->rec_sel) cudaFree(eng->rec_sel);
         eng->rec_sel = NULL;
         eng->rec_cap = 0;
@@ -543,33 +634,27 @@ int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *
     }
     stepctx x = {eng, &md, n, T, max_n, 0};
     cu_work *w = &eng->w;
-    int hid = c->hidden_size, det = eng->opt.deterministic;
-    float eps = c->rms_norm_eps;
     CU_TRY(cudaEventRecord(eng->ev0, eng->st));
-    eng->n_ev = 0;
-    mark(eng, 0);
-    CU_TRY(rl_cu_embed(eng->embed, eng->wf32, md.ids, T, hid, w->X, eng->st));
-    mark(eng, 0);
-    for (int l = 0; l < c->num_hidden_layers; l++) {
-        const rl_layer *ly = &m->layers[l];
-        const cu_layer *d = &eng->L[l];
-        x.layer = l;
-        CU_TRY(rl_cu_rmsnorm(w->X, T, hid, d->in_norm, eps, w->A, det ? NULL : w->XB, eng->st));
-        mark(eng, 1);
-        TRY(attention(&x, ly, d, e));
-        mark(eng, ly->softmax ? 3 : 2);
-        CU_TRY(rl_cu_rmsnorm(w->X, T, hid, d->post_norm, eps, w->A, det ? NULL : w->XB, eng->st));
-        mark(eng, 1);
-        TRY(mlp(&x, ly, d, e));
-        if (!ly->moe) mark(eng, 4);
+    /* decode steps: replay the graph of this shape, or capture it when the last
+     * decode step had the same shape and no buffer moved since (so the capture
+     * allocates nothing), or run eagerly and remember the shape */
+    int decode = eng->graphs && max_n == 1;
+    unsigned wsgen = rl_cu_attn_ws_gen();
+    if (decode && eng->gx && eng->gx_n == n && eng->gx_nl == nl && eng->gx_gen == eng->gen &&
+        eng->gx_wsgen == wsgen) {
+        CU_TRY(cudaGraphLaunch(eng->gx, eng->st));
+    } else if (decode && eng->seen_n == n && eng->seen_nl == nl && eng->seen_gen == eng->gen &&
+               eng->seen_wsgen == wsgen) {
+        TRY(capture_and_launch(eng, &x, nl, wsgen, e));
+    } else {
+        TRY(forward(eng, &x, nl, e));
+        if (decode) {
+            eng->seen_n = n;
+            eng->seen_nl = nl;
+            eng->seen_gen = eng->gen;
+            eng->seen_wsgen = rl_cu_attn_ws_gen(); /* after the step's own scratch growth */
+        }
     }
-    if (nl) {
-        CU_TRY(rl_cu_gather_rows(w->X, md.lrows, nl, hid, w->LOG, eng->st));
-        CU_TRY(rl_cu_rmsnorm(w->LOG, nl, hid, eng->final_norm, eps, w->LOG, det ? NULL : w->XB,
-                             eng->st));
-        TRY(gemm(eng, eng->lm_head, (int)V, hid, w->LOG, hid, nl, w->LOGITS, (int)V, 0, 1, e));
-    }
-    mark(eng, 0);
     CU_TRY(cudaEventRecord(eng->ev1, eng->st));
     size_t r = 0;
     for (int s = 0; s < n; s++) {

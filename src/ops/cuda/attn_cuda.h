@@ -96,6 +96,10 @@ int rl_cu_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span *
 /* Frees the kernels' scratch memory (after synchronizing the device). */
 void rl_cu_attn_release(void);
 
+/* Changes whenever a scratch buffer is (re)allocated or released: a CUDA
+ * graph captured under another value holds freed addresses. */
+unsigned rl_cu_attn_ws_gen(void);
+
 #ifdef __cplusplus
 }
 #endif

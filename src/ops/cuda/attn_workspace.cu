@@ -6,6 +6,7 @@
 
 static void *g_ws[RL_CU_WS_COUNT];
 static size_t g_cap[RL_CU_WS_COUNT];
+static unsigned g_gen; /* bumped whenever a buffer moves: graphs holding it are stale */
 
 int rl_cu_attn_ws(int which, size_t bytes, void **ptr) {
     if (bytes == 0) bytes = 256;
@@ -20,6 +21,7 @@ int rl_cu_attn_ws(int which, size_t bytes, void **ptr) {
         size_t cap = bytes + bytes / 4;
         RL_CU_TRY(cudaMalloc(&g_ws[which], cap));
         g_cap[which] = cap;
+        g_gen++;
     }
     *ptr = g_ws[which];
     return 0;
@@ -36,7 +38,10 @@ int rl_cu_sm_count(void) {
     return n;
 }
 
+extern "C" unsigned rl_cu_attn_ws_gen(void) { return g_gen; }
+
 extern "C" void rl_cu_attn_release(void) {
+    g_gen++;
     for (int i = 0; i < RL_CU_WS_COUNT; i++) {
         if (g_ws[i]) {
             cudaDeviceSynchronize();
