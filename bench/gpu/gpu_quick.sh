@@ -4,7 +4,7 @@
 # batches 1/16/64/256), and decode with CUDA graphs off beside it (b1/b16 at
 # 4K) to tell the graphs' share. Every stage is time-bounded and writes its
 # log to $OUT as it goes, so a cut-off call still returns what finished.
-#   bench/gpu/gpu_quick.sh [BUILD_DIR]     (env: BENCH_S, TEST_S, BUDGET)
+#   bench/gpu/gpu_quick.sh [BUILD_DIR]     (env: BUILD_S, TEST_S, BENCH_S, BUDGET)
 set -u
 cd "$(dirname "$0")/../.."
 B=${1:-/tmp/rl-gpu-build}
@@ -13,18 +13,18 @@ mkdir -p "$OUT"
 t0=$(date +%s)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/card.txt"
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >"$OUT/build.log" 2>&1 &&
-  cmake --build "$B" -j"$(nproc)" --target ringlm bench_gpu test_gpu_model test_cuda_attn \
+  timeout "${BUILD_S:-110}" cmake --build "$B" -j"$(nproc)" --target ringlm bench_gpu test_gpu_model test_cuda_attn \
     >>"$OUT/build.log" 2>&1
 echo "build rc=$? after $(($(date +%s) - t0)) s"
 grep -E "error|warning" "$OUT/build.log" | head -20
-(cd "$B" && timeout "${TEST_S:-100}" ctest -L gpu --output-on-failure -V) >"$OUT/test.log" 2>&1
+(cd "$B" && timeout "${TEST_S:-90}" ctest -L gpu --output-on-failure -V) >"$OUT/test.log" 2>&1
 echo "tests rc=$? after $(($(date +%s) - t0)) s"
 grep -E "routed differently|random steps|bitwise|near-tie|ok:|FAIL|failed|Passed|Failed|tests passed" \
   "$OUT/test.log" | tail -40
-RL_CUDA_GRAPHS_DEBUG=1 timeout "${BENCH_S:-120}" "$B/bench_gpu" --budget "${BUDGET:-45}" \
+RL_CUDA_GRAPHS_DEBUG=1 timeout "${BENCH_S:-100}" "$B/bench_gpu" --budget "${BUDGET:-40}" \
   --batches 1,16,64,256 >"$OUT/bench.md" 2>"$OUT/bench.err"
 echo "bench rc=$? after $(($(date +%s) - t0)) s"
-RL_CUDA_GRAPHS=0 timeout 25 "$B/bench_gpu" --model ring-mini-linear-2.0 --contexts 4096 \
+RL_CUDA_GRAPHS=0 timeout 20 "$B/bench_gpu" --model ring-mini-linear-2.0 --contexts 4096 \
   --batches 1,16 --budget 20 >"$OUT/bench_nographs.md" 2>&1
 echo "bench without graphs rc=$? after $(($(date +%s) - t0)) s"
 sort "$OUT/bench.err" | uniq -c | head -8
