@@ -8,7 +8,10 @@
  *     CPU's (from rl_step_train's tape), except at tokens whose choice is a
  *     near tie on the CPU (gap between the last chosen and the first unchosen
  *     score, or group score, below TIE): a rounding difference may pick the
- *     other expert there, nowhere else;
+ *     other expert there; and after the first token routed differently, whose
+ *     other output reaches every later token through attention (the first
+ *     H200 run flagged such a later token in the deterministic mode: token 246
+ *     of linear_silu_hf_shared2 after a near-tie flip at 192);
  *   - logits: every row before the first token whose routing differs is
  *     within 1e-2 relative (L2) of the CPU's (a different expert changes that
  *     token's output, and through attention every later row's, so later rows
@@ -270,8 +273,11 @@ int main(void) {
                     size_t o = ((size_t)l * n + t) * K;
                     if (memcmp(csel + o, gsel + o, sizeof(int) * K)) {
                         flip = 1;
-                        CHECK(tie[t], "%s %s: token %d layer %d: GPU experts differ from the CPU's "
-                              "(first %d vs %d) where the CPU's choice is no near tie", s->name,
+                        /* after a token routed differently, later tokens see other
+                         * values through attention: their choices may move too */
+                        CHECK(tie[t] || first_flip < t, "%s %s: token %d layer %d: GPU experts "
+                              "differ from the CPU's (first %d vs %d) where the CPU's choice is no "
+                              "near tie and no earlier token was routed differently", s->name,
                               mode, t, l, gsel[o], csel[o]);
                     }
                 }
