@@ -16,6 +16,10 @@
  *   other sequences of a step and of the prefill/decode split.
  * MoE expert GEMMs and the fp32 router use rl_cu_wgemm in both modes.
  *
+ * Decode steps (every span one token) replay a CUDA graph of the device work
+ * from the second step of the same shape on (step_cuda.c; RL_CUDA_GRAPHS=0
+ * turns this off); results are those of the eager launches.
+ *
  * Built only with RL_HAVE_CUDA (CMake option RL_CUDA). */
 #ifndef RL_ENGINE_STEP_CUDA_H
 #define RL_ENGINE_STEP_CUDA_H
