@@ -34,21 +34,36 @@ int rl_loss_head(const rl_model *m, const float *x_final, const int *ids, int n,
         const float *xr = x_final + (size_t)r0 * hid;
         m->ops->rmsnorm(xr, nb, hid, m->final_norm, c->rms_norm_eps, hn);
         m->ops->matmul(&m->lm_head, hn, hid, nb, lg, V);
-#pragma omp parallel for schedule(static)
-        for (int r = 0; r < nb; r++) {
-            float *l = lg + (size_t)r * V;
-            int tgt = ids[r0 + r + 1];
-            float lp = rl_logprob(l, V, tgt);
-            lpb[r] = lp;
-            if (!g) continue;
-            /* d(-lp)/dl_i = softmax_i - [i == tgt], with rl_logprob's max and sum */
-            float mx = l[0];
-            for (int i = 1; i < V; i++) mx = l[i] > mx ? l[i] : mx;
-            double s = 0;
-            for (int i = 0; i < V; i++) s += exp((double)l[i] - (double)mx);
-            double inv = 1.0 / (s * (double)N);
-            for (int i = 0; i < V; i++) l[i] = (float)(exp((double)l[i] - (double)mx) * inv);
-            l[tgt] -= (float)(1.0 / N);
+#pragma omp parallel
+        {
+            /* each exp is taken once and kept in double (a thread's row at a
+             * time); without the buffer it is taken twice, same values */
+            double *ex = g ? malloc(sizeof(double) * (size_t)V) : NULL;
+#pragma omp for schedule(static)
+            for (int r = 0; r < nb; r++) {
+                float *l = lg + (size_t)r * V;
+                int tgt = ids[r0 + r + 1];
+                float lp = rl_logprob(l, V, tgt);
+                lpb[r] = lp;
+                if (!g) continue;
+                /* d(-lp)/dl_i = softmax_i - [i == tgt], with rl_logprob's max and sum */
+                float mx = l[0];
+                for (int i = 1; i < V; i++) mx = l[i] > mx ? l[i] : mx;
+                double s = 0;
+                if (ex) {
+                    for (int i = 0; i < V; i++) {
+                        ex[i] = exp((double)l[i] - (double)mx);
+                        s += ex[i];
+                    }
+                } else {
+                    for (int i = 0; i < V; i++) s += exp((double)l[i] - (double)mx);
+                }
+                double inv = 1.0 / (s * (double)N);
+                for (int i = 0; i < V; i++)
+                    l[i] = (float)((ex ? ex[i] : exp((double)l[i] - (double)mx)) * inv);
+                l[tgt] -= (float)(1.0 / N);
+            }
+            free(ex);
         }
         for (int r = 0; r < nb; r++) { /* the loss sums in row order */
             if (lp_out) lp_out[r0 + r] = lpb[r];
