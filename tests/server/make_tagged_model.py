@@ -60,7 +60,9 @@ def render(tc, body, work, name, gen_prompt):
 def main():
     out = sys.argv[1]
     work = out + ".work"
-    os.makedirs(work, exist_ok=True)
+    for d in (out, work):  # `ringlm train -o` refuses a directory holding a run
+        shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(work)
     ring = json.load(open(RING))
     tc = os.path.join(work, "tokenizer_config.json")
     json.dump({"chat_template": ring["chat_template"], "eos_token": "<|role_end|>", "bos_token": "<|startoftext|>",
