@@ -39,6 +39,7 @@ typedef struct cu_work {
     int cap_T;
     float *X, *A, *QKV, *G, *O, *U, *M1, *M2, *R, *WT, *YK, *YS, *LOG, *RSCR;
     uint16_t *XB; /* bf16 GEMM input of the library GEMM */
+    uint16_t *MB; /* bf16 SwiGLU of the sorted expert rows: input of the mma down projection */
     int *sel, *rows, *counts, *offs, *toff;
     float *LOGITS;
     size_t logits_cap; /* floats */

@@ -120,6 +120,13 @@ __global__ void swiglu_kernel(float *h1, const float *h2, size_t n) {
     }
 }
 
+__global__ void swiglu_bf16_kernel(const float *h1, const float *h2, size_t n, uint16_t *out) {
+    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT) {
+        float g = h1[i];
+        out[i] = __bfloat16_as_ushort(__float2bfloat16_rn(g * sigmoidf_(g) * h2[i]));
+    }
+}
+
 __global__ void to_bf16_kernel(const float *x, int dim, int ldx, uint16_t *y) {
     const float *xr = x + (size_t)blockIdx.x * ldx;
     uint16_t *yr = y + (size_t)blockIdx.x * dim;
@@ -173,6 +180,12 @@ int rl_cu_group_norm_gate(const float *o, const float *gate, int T, int dim, int
 int rl_cu_swiglu(float *h1, const float *h2, size_t n, void *stream) {
     if (!n) return 0;
     swiglu_kernel<<<grid_for(n), NT, 0, (cudaStream_t)stream>>>(h1, h2, n);
+    return (int)cudaGetLastError();
+}
+
+int rl_cu_swiglu_bf16(const float *h1, const float *h2, size_t n, uint16_t *out, void *stream) {
+    if (!n) return 0;
+    swiglu_bf16_kernel<<<grid_for(n), NT, 0, (cudaStream_t)stream>>>(h1, h2, n, out);
     return (int)cudaGetLastError();
 }
 
