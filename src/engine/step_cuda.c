@@ -68,7 +68,7 @@ static void collect(rl_cuda_engine *eng) {
 
 static void free_work(cu_work *w) {
     void *ps[] = {w->X, w->A, w->QKV, w->G, w->O, w->U, w->M1, w->M2, w->R, w->WT, w->YK,
-                  w->YS, w->LOG, w->RSCR, w->XB, w->MB, w->sel, w->rows, w->counts, w->offs, w->toff};
+                  w->YS, w->LOG, w->RSCR, w->XB, w->MB, w->XL, w->ML, w->sel, w->rows, w->counts, w->offs, w->toff};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         if (ps[i]) cudaFree(ps[i]);
     if (w->LOGITS) cudaFree(w->LOGITS);
@@ -217,6 +217,8 @@ static int ensure_work(rl_cuda_engine *eng, int T, rl_err *e) {
         {(void **)&w->LOG, cap * hid * 4}, {(void **)&w->RSCR, E ? cap * (3 * E + 2 * G) * 4 : 0},
         {(void **)&w->XB, cap * xb * 2}, {(void **)&w->sel, cap * K * 4},
         {(void **)&w->MB, E ? cap * K * (size_t)c->moe_intermediate_size * 2 : 0},
+        {(void **)&w->ML, E ? cap * K * (size_t)c->moe_intermediate_size * 2 : 0},
+        {(void **)&w->XL, E ? cap * hid * 2 : 0},
         {(void **)&w->rows, cap * K * 4}, {(void **)&w->counts, (E + 1) * 4},
         {(void **)&w->offs, (E + 1) * 4}, {(void **)&w->toff, (E + 1) * 4},
     };
@@ -423,10 +425,12 @@ static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *
     }
     CU_TRY(rl_cu_route(w->R, T, E, K, c->n_group, c->topk_group, c->routed_scaling_factor,
                        d->ebias, w->RSCR, w->sel, w->WT, eng->st));
-    /* Default mode, bf16 weights, >= one full token tile: the experts on tensor cores
-     * (rl_cu_moe_mma, tiles of RL_CU_MMA_TOKENS rows found on the device); otherwise
-     * (deterministic mode, fp32 weights, decode of a few tokens) rl_cu_wgemm. */
-    int mma = !eng->opt.deterministic && !eng->wf32 && TK >= RL_CU_MMA_TOKENS &&
+    /* Default mode, bf16 weights, about 2 rows per expert or more: the experts on tensor
+     * cores (rl_cu_moe_mma with the activations split in bf16 hi + lo, tiles of
+     * RL_CU_MMA_TOKENS rows found on the device); otherwise (deterministic mode, fp32
+     * weights, decode of fewer tokens: measured slower there at ~1 row per expert)
+     * rl_cu_wgemm. */
+    int mma = !eng->opt.deterministic && !eng->wf32 && TK >= RL_CU_MMA_TOKENS && TK >= 2 * E &&
               rl_cu_moe_mma_ok(hid, hid, w->XB, d->e_gate, (size_t)I * hid) &&
               rl_cu_moe_mma_ok(hid, hid, w->XB, d->e_up, (size_t)I * hid) &&
               rl_cu_moe_mma_ok(I, I, w->MB, d->e_down, (size_t)hid * I);
@@ -437,15 +441,17 @@ static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *
                                sizeof(int) * (size_t)TK, cudaMemcpyDeviceToDevice, eng->st));
     mark(eng, 5);
     if (mma) {
-        /* gate and up of the sorted rows in one launch; x = bf16(A) left in XB by the norm */
+        /* gate and up of the sorted rows in one launch; x = bf16(A) left in XB by the
+         * norm, plus its low part */
+        CU_TRY(rl_cu_bf16_lo(w->A, T, hid, hid, w->XL, eng->st));
         rl_cu_moe_mma_args g = {.W = d->e_gate, .W2 = d->e_up, .N = I, .K = hid,
-                                .wstride = (size_t)I * hid, .x = w->XB, .ldx = hid,
+                                .wstride = (size_t)I * hid, .x = w->XB, .x_lo = w->XL, .ldx = hid,
                                 .xrow = w->rows, .xdiv = K, .y = w->M1, .y2 = w->M2, .ldy = I,
                                 .offsets = w->offs, .tile_off = w->toff, .E = E,
                                 .max_tiles = (TK + RL_CU_MMA_TOKENS - 1) / RL_CU_MMA_TOKENS +
                                              (E < TK ? E : TK)};
         CU_TRY(rl_cu_moe_mma(&g, eng->st));
-        CU_TRY(rl_cu_swiglu_bf16(w->M1, w->M2, (size_t)TK * I, w->MB, eng->st));
+        CU_TRY(rl_cu_swiglu_bf16(w->M1, w->M2, (size_t)TK * I, w->MB, w->ML, eng->st));
         rl_cu_moe_mma_args dn = g;
         dn.W = d->e_down;
         dn.W2 = NULL;
@@ -453,6 +459,7 @@ static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *
         dn.K = I;
         dn.wstride = (size_t)hid * I;
         dn.x = w->MB;
+        dn.x_lo = w->ML;
         dn.ldx = I;
         dn.xrow = NULL;
         dn.xdiv = 1;

@@ -95,15 +95,16 @@ int rl_cu_moe_bucket(const int *sel, int TK, int E, int tile_rows, int *counts, 
  * but with tiles of RL_CU_MMA_TOKENS rows (tile_off from rl_cu_moe_bucket
  * with that tile size); max_tiles bounds tile_off[E]. W2/y2 (may be NULL):
  * a second matrix of the same shape computed in the same launch (gate and
- * up). Needs rl_cu_moe_mma_ok (K and ldx multiples of 8, 16-byte aligned x
- * and W); the sum order depends on the tile, not only on k (default mode
- * only). */
+ * up). x_lo (may be NULL): the activations' low parts (x = x + x_lo, see
+ * rl_cu_bf16_lo), two mma per fragment. Needs rl_cu_moe_mma_ok (K and ldx
+ * multiples of 8, 16-byte aligned x and W); the sum order depends on the
+ * tile, not only on k (default mode only). */
 enum { RL_CU_MMA_TOKENS = 64 };
 typedef struct rl_cu_moe_mma_args {
     const void *W, *W2;
     int N, K;
     size_t wstride;
-    const uint16_t *x;
+    const uint16_t *x, *x_lo; /* x_lo (may be NULL): bf16(x - x_hi), same layout */
     int ldx;
     const int *xrow;
     int xdiv;
@@ -117,9 +118,14 @@ typedef struct rl_cu_moe_mma_args {
 int rl_cu_moe_mma_ok(int K, int ldx, const void *x, const void *W, size_t wstride);
 int rl_cu_moe_mma(const rl_cu_moe_mma_args *p, void *stream);
 
-/* h1[i] = silu(h1[i]) * h2[i] rounded to bf16 into out (n elements): the
- * input of the tensor-core down projection. */
-int rl_cu_swiglu_bf16(const float *h1, const float *h2, size_t n, uint16_t *out, void *stream);
+/* s = silu(h1[i]) * h2[i] as hi[i] = bf16(s) and lo[i] = bf16(s - hi[i]) (n
+ * elements): the input of the tensor-core down projection. */
+int rl_cu_swiglu_bf16(const float *h1, const float *h2, size_t n, uint16_t *hi, uint16_t *lo,
+                      void *stream);
+
+/* lo[r][i] = bf16(x[r][i] - bf16(x[r][i])) for rows of dim floats (x stride
+ * ldx, lo dense): the low part beside the bf16 copy rl_cu_rmsnorm writes. */
+int rl_cu_bf16_lo(const float *x, int rows, int dim, int ldx, uint16_t *lo, void *stream);
 
 /* x[t] += sum_r wt[t][r] * yk[t*K + r] (+ ys[t] when ys != NULL), in the CPU's
  * order. */

@@ -10,8 +10,12 @@
  * z = the matrix (gate and up in one launch).
  *
  * Operands: A = W_e [N][K] (row-major, k contiguous) in the mma's M, B = the
- * token rows [tokens][K] (k contiguous: the mma's "col" B) in its N. Both are
- * staged by cp.async in a 3-stage ring of 32-wide k slices; a shared row is
+ * token rows [tokens][K] (k contiguous: the mma's "col" B) in its N. With
+ * x_lo, the fp32 activations come as x_hi + x_lo (x_hi = bf16(x), x_lo =
+ * bf16(x - x_hi), ~2^-16 relative of x together) and every fragment gets two
+ * mma: the products are those of bf16 weights with near-fp32 activations,
+ * as rl_cu_wgemm's (the first version rounded the activations to bf16 and
+ * was 1.6e-2 off the CPU's logits on a test model). All are staged by cp.async in a 3-stage ring of 32-wide k slices; a shared row is
  * 40 bf16 (80 bytes) so the 32-bit fragment loads of a warp hit 32 distinct
  * banks (row g at word 20g + t). K must be a multiple of 8 (16-byte copies);
  * a slice past K is zero-filled. Out-of-range weight rows and token rows are
@@ -23,6 +27,8 @@
 namespace {
 
 constexpr int BM = 64, BN = RL_CU_MMA_TOKENS, BK = 32, LDS = BK + 8, STAGES = 3, NTH = 128;
+/* 3 stages x (A, B hi, B lo) x 64 rows x 40 bf16 = 46080 bytes: under the 48 KB of static
+ * shared memory */
 
 __device__ __forceinline__ void cp16(void *smem, const void *g, bool ok) {
     unsigned s = (unsigned)__cvta_generic_to_shared(smem);
@@ -41,9 +47,11 @@ __device__ __forceinline__ void mma16816(float *c, const unsigned *a, const unsi
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+template <bool LO>
 __global__ void __launch_bounds__(NTH) moe_mma_kernel(rl_cu_moe_mma_args p) {
     __shared__ __align__(16) uint16_t As[STAGES][BM][LDS];
     __shared__ __align__(16) uint16_t Bs[STAGES][BN][LDS];
+    __shared__ __align__(16) uint16_t Bl[LO ? STAGES : 1][LO ? BN : 1][LDS];
     const uint16_t *W = (const uint16_t *)(blockIdx.z ? p.W2 : p.W);
     float *Y = blockIdx.z ? p.y2 : p.y;
     int tile = blockIdx.y;
@@ -63,7 +71,7 @@ __global__ void __launch_bounds__(NTH) moe_mma_kernel(rl_cu_moe_mma_args p) {
 
     int tid = threadIdx.x;
     /* this thread's two 16-byte chunks of each operand slice: row c >> 2, k (c & 3) * 8 */
-    const uint16_t *ga[2], *gb[2];
+    const uint16_t *ga[2], *gb[2], *gl[2];
     int srow[2], skc[2];
 #pragma unroll
     for (int i = 0; i < 2; i++) {
@@ -74,6 +82,7 @@ __global__ void __launch_bounds__(NTH) moe_mma_kernel(rl_cu_moe_mma_args p) {
         int r = r0 + min(srow[i], nt - 1);
         int xi = p.xrow ? p.xrow[r] / p.xdiv : r;
         gb[i] = p.x + (size_t)xi * p.ldx;
+        gl[i] = LO ? p.x_lo + (size_t)xi * p.ldx : nullptr;
     }
     int nk = (p.K + BK - 1) / BK;
     auto load = [&](int stage, int kt) {
@@ -83,6 +92,7 @@ __global__ void __launch_bounds__(NTH) moe_mma_kernel(rl_cu_moe_mma_args p) {
             bool ok = k < p.K; /* K % 8 == 0: a chunk is wholly inside or outside */
             cp16(&As[stage][srow[i]][skc[i]], ok ? ga[i] + k : ga[i], ok);
             cp16(&Bs[stage][srow[i]][skc[i]], ok ? gb[i] + k : gb[i], ok);
+            if (LO) cp16(&Bl[LO ? stage : 0][srow[i]][skc[i]], ok ? gl[i] + k : gl[i], ok);
         }
     };
 
@@ -113,7 +123,7 @@ __global__ void __launch_bounds__(NTH) moe_mma_kernel(rl_cu_moe_mma_args p) {
         int st = kt % STAGES;
 #pragma unroll
         for (int kk = 0; kk < BK; kk += 16) {
-            unsigned a[2][4], b[4][2];
+            unsigned a[2][4], b[4][2], bl[4][2];
 #pragma unroll
             for (int i = 0; i < 2; i++) {
                 const uint16_t *r = &As[st][wm + i * 16 + g][kk + 2 * t];
@@ -127,11 +137,19 @@ __global__ void __launch_bounds__(NTH) moe_mma_kernel(rl_cu_moe_mma_args p) {
                 const uint16_t *r = &Bs[st][wn + j * 8 + g][kk + 2 * t];
                 b[j][0] = *(const unsigned *)r;
                 b[j][1] = *(const unsigned *)(r + 8);
+                if (LO) {
+                    const uint16_t *rl = &Bl[LO ? st : 0][wn + j * 8 + g][kk + 2 * t];
+                    bl[j][0] = *(const unsigned *)rl;
+                    bl[j][1] = *(const unsigned *)(rl + 8);
+                }
             }
 #pragma unroll
             for (int i = 0; i < 2; i++)
 #pragma unroll
-                for (int j = 0; j < 4; j++) mma16816(acc[i][j], a[i], b[j]);
+                for (int j = 0; j < 4; j++) {
+                    mma16816(acc[i][j], a[i], b[j]);
+                    if (LO) mma16816(acc[i][j], a[i], bl[j]);
+                }
         }
     }
     cp_wait<0>();
@@ -166,9 +184,13 @@ extern "C" int rl_cu_moe_mma_ok(int K, int ldx, const void *x, const void *W, si
 extern "C" int rl_cu_moe_mma(const rl_cu_moe_mma_args *p, void *stream) {
     if (p->max_tiles <= 0 || p->N <= 0) return 0;
     if (!rl_cu_moe_mma_ok(p->K, p->ldx, p->x, p->W, p->wstride) ||
-        (p->W2 && ((uintptr_t)p->W2 & 15)) || p->max_tiles > 65535)
+        (p->x_lo && ((uintptr_t)p->x_lo & 15)) || (p->W2 && ((uintptr_t)p->W2 & 15)) ||
+        p->max_tiles > 65535)
         return (int)cudaErrorInvalidValue;
     dim3 grid((p->N + BM - 1) / BM, p->max_tiles, p->W2 ? 2 : 1);
-    moe_mma_kernel<<<grid, NTH, 0, (cudaStream_t)stream>>>(*p);
+    if (p->x_lo)
+        moe_mma_kernel<true><<<grid, NTH, 0, (cudaStream_t)stream>>>(*p);
+    else
+        moe_mma_kernel<false><<<grid, NTH, 0, (cudaStream_t)stream>>>(*p);
     return (int)cudaGetLastError();
 }
