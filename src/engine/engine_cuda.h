@@ -39,6 +39,9 @@ typedef struct cu_work {
     int cap_T;
     float *X, *A, *QKV, *G, *O, *U, *M1, *M2, *R, *WT, *YK, *YS, *LOG, *RSCR;
     uint16_t *XB; /* bf16 GEMM input of the library GEMM */
+    uint16_t *MB, *ML; /* SwiGLU of the sorted expert rows in bf16 hi + lo: the mma down
+                        * projection's input */
+    uint16_t *XL;      /* bf16(A - bf16(A)): low part of the experts' input beside XB */
     int *sel, *rows, *counts, *offs, *toff;
     float *LOGITS;
     size_t logits_cap; /* floats */
