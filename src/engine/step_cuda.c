@@ -163,6 +163,8 @@ int rl_cuda_engine_init(rl_cuda_engine **out, const rl_model *m, const rl_cuda_o
     if (!eng) return rl_errf(e, RL_E_NOMEM, "out of memory");
     eng->m = m;
     if (o) eng->opt = *o;
+    const char *mm = getenv("RL_CUDA_MOE_MMA");
+    eng->moe_mma = !(mm && strcmp(mm, "0") == 0);
     int rc = init(eng, e);
     if (rc) {
         rl_cuda_engine_free(eng);
@@ -218,7 +220,7 @@ static int ensure_work(rl_cuda_engine *eng, int T, rl_err *e) {
         {(void **)&w->XB, cap * xb * 2}, {(void **)&w->sel, cap * K * 4},
         {(void **)&w->MB, E ? cap * K * (size_t)c->moe_intermediate_size * 2 : 0},
         {(void **)&w->ML, E ? cap * K * (size_t)c->moe_intermediate_size * 2 : 0},
-        {(void **)&w->XL, E ? cap * hid * 2 : 0},
+        {(void **)&w->XL, cap * xb * 2},
         {(void **)&w->rows, cap * K * 4}, {(void **)&w->counts, (E + 1) * 4},
         {(void **)&w->offs, (E + 1) * 4}, {(void **)&w->toff, (E + 1) * 4},
     };
@@ -349,9 +351,19 @@ static int gemm(rl_cuda_engine *eng, const void *W, int N, int K, const float *x
                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         return RL_OK;
     }
+    /* Activations are fp32 (SPEC §0.2): x = hi + lo with hi = bf16(x) (XB) and
+     * lo = bf16(x - hi) (XL), two bf16 GEMMs into the same fp32 output carry
+     * ~16 bits of x's mantissa. One bf16 rounding alone cost up to 1.7e-2
+     * relative error per logits row on the test models (H200, 2026-11-27). The
+     * second GEMM re-reads W: decode pays one more pass over the dense weights. */
     if (!xb_ready) CU_TRY(rl_cu_to_bf16(x, T, K, ldx, eng->w.XB, eng->st));
+    CU_TRY(rl_cu_bf16_lo(x, T, K, ldx, eng->w.XL, eng->st));
     CUBLAS_TRY(cublasGemmEx(eng->cb, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &alpha, W, CUDA_R_16BF, K,
                             eng->w.XB, CUDA_R_16BF, K, &beta, y, CUDA_R_32F, ldy,
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    float one = 1.0f;
+    CUBLAS_TRY(cublasGemmEx(eng->cb, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &alpha, W, CUDA_R_16BF, K,
+                            eng->w.XL, CUDA_R_16BF, K, &one, y, CUDA_R_32F, ldy,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return RL_OK;
 }
@@ -430,7 +442,8 @@ static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *
      * RL_CU_MMA_TOKENS rows found on the device); otherwise (deterministic mode, fp32
      * weights, decode of fewer tokens: measured slower there at ~1 row per expert)
      * rl_cu_wgemm. */
-    int mma = !eng->opt.deterministic && !eng->wf32 && TK >= RL_CU_MMA_TOKENS && TK >= 2 * E &&
+    int mma = eng->moe_mma && !eng->opt.deterministic && !eng->wf32 && TK >= RL_CU_MMA_TOKENS &&
+              TK >= 2 * E &&
               rl_cu_moe_mma_ok(hid, hid, w->XB, d->e_gate, (size_t)I * hid) &&
               rl_cu_moe_mma_ok(hid, hid, w->XB, d->e_up, (size_t)I * hid) &&
               rl_cu_moe_mma_ok(I, I, w->MB, d->e_down, (size_t)hid * I);
