@@ -39,6 +39,9 @@ typedef struct cu_work {
     int cap_T;
     float *X, *A, *QKV, *G, *O, *U, *M1, *M2, *R, *WT, *YK, *YS, *LOG, *RSCR;
     uint16_t *XB; /* bf16 GEMM input of the library GEMM */
+    uint16_t *MB, *ML; /* SwiGLU of the sorted expert rows in bf16 hi + lo: the mma down
+                        * projection's input */
+    uint16_t *XL;      /* bf16(x - bf16(x)): low part of a GEMM input beside XB */
     int *sel, *rows, *counts, *offs, *toff;
     float *LOGITS;
     size_t logits_cap; /* floats */
@@ -47,6 +50,8 @@ typedef struct cu_work {
 struct rl_cuda_engine {
     const rl_model *m;
     rl_cuda_opts opt;
+    /* default mode: MoE experts on tensor cores where it pays (RL_CUDA_MOE_MMA=0: off) */
+    int moe_mma;
     cudaStream_t st;
     cublasHandle_t cb;
     cudaEvent_t ev0, ev1;

@@ -68,7 +68,7 @@ static void collect(rl_cuda_engine *eng) {
 
 static void free_work(cu_work *w) {
     void *ps[] = {w->X, w->A, w->QKV, w->G, w->O, w->U, w->M1, w->M2, w->R, w->WT, w->YK,
-                  w->YS, w->LOG, w->RSCR, w->XB, w->sel, w->rows, w->counts, w->offs, w->toff};
+                  w->YS, w->LOG, w->RSCR, w->XB, w->MB, w->XL, w->ML, w->sel, w->rows, w->counts, w->offs, w->toff};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         if (ps[i]) cudaFree(ps[i]);
     if (w->LOGITS) cudaFree(w->LOGITS);
@@ -163,6 +163,8 @@ int rl_cuda_engine_init(rl_cuda_engine **out, const rl_model *m, const rl_cuda_o
     if (!eng) return rl_errf(e, RL_E_NOMEM, "out of memory");
     eng->m = m;
     if (o) eng->opt = *o;
+    const char *mm = getenv("RL_CUDA_MOE_MMA");
+    eng->moe_mma = !(mm && strcmp(mm, "0") == 0);
     int rc = init(eng, e);
     if (rc) {
         rl_cuda_engine_free(eng);
@@ -216,6 +218,9 @@ static int ensure_work(rl_cuda_engine *eng, int T, rl_err *e) {
         {(void **)&w->YK, E ? cap * K * hid * 4 : 0}, {(void **)&w->YS, cap * hid * 4},
         {(void **)&w->LOG, cap * hid * 4}, {(void **)&w->RSCR, E ? cap * (3 * E + 2 * G) * 4 : 0},
         {(void **)&w->XB, cap * xb * 2}, {(void **)&w->sel, cap * K * 4},
+        {(void **)&w->MB, E ? cap * K * (size_t)c->moe_intermediate_size * 2 : 0},
+        {(void **)&w->ML, E ? cap * K * (size_t)c->moe_intermediate_size * 2 : 0},
+        {(void **)&w->XL, cap * xb * 2},
         {(void **)&w->rows, cap * K * 4}, {(void **)&w->counts, (E + 1) * 4},
         {(void **)&w->offs, (E + 1) * 4}, {(void **)&w->toff, (E + 1) * 4},
     };
@@ -346,9 +351,19 @@ static int gemm(rl_cuda_engine *eng, const void *W, int N, int K, const float *x
                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         return RL_OK;
     }
+    /* Activations are fp32 (SPEC §0.2): x = hi + lo with hi = bf16(x) (XB) and
+     * lo = bf16(x - hi) (XL), two bf16 GEMMs into the same fp32 output carry
+     * ~16 bits of x's mantissa. One bf16 rounding alone cost up to 1.7e-2
+     * relative error per logits row on the test models (H200, 2026-11-27). The
+     * second GEMM re-reads W: decode pays one more pass over the dense weights. */
     if (!xb_ready) CU_TRY(rl_cu_to_bf16(x, T, K, ldx, eng->w.XB, eng->st));
+    CU_TRY(rl_cu_bf16_lo(x, T, K, ldx, eng->w.XL, eng->st));
     CUBLAS_TRY(cublasGemmEx(eng->cb, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &alpha, W, CUDA_R_16BF, K,
                             eng->w.XB, CUDA_R_16BF, K, &beta, y, CUDA_R_32F, ldy,
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    float one = 1.0f;
+    CUBLAS_TRY(cublasGemmEx(eng->cb, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &alpha, W, CUDA_R_16BF, K,
+                            eng->w.XL, CUDA_R_16BF, K, &one, y, CUDA_R_32F, ldy,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return RL_OK;
 }
@@ -410,42 +425,91 @@ static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *
         return gemm(eng, d->down, hid, I, w->M1, I, T, w->X, hid, 1, 0, e);
     }
     int E = c->num_experts, K = c->num_experts_per_tok, I = ly->e_gate[0].rows, TK = T * K;
-    rl_cu_gemm r = {.W = d->router, .w_f32 = 1, .N = E, .K = hid, .x = w->A, .ldx = hid,
-                    .xdiv = 1, .y = w->R, .ldy = E, .T = T};
-    CU_TRY(rl_cu_wgemm(&r, eng->st));
+    if (eng->opt.deterministic) {
+        rl_cu_gemm r = {.W = d->router, .w_f32 = 1, .N = E, .K = hid, .x = w->A, .ldx = hid,
+                        .xdiv = 1, .y = w->R, .ldy = E, .T = T};
+        CU_TRY(rl_cu_wgemm(&r, eng->st));
+    } else { /* full fp32 (no TF32): top-k sees scores as close to the CPU's as wgemm's */
+        float one = 1.0f, zero = 0.0f;
+        CUBLAS_TRY(cublasGemmEx(eng->cb, CUBLAS_OP_T, CUBLAS_OP_N, E, T, hid, &one, d->router,
+                                CUDA_R_32F, hid, w->A, CUDA_R_32F, hid, &zero, w->R, CUDA_R_32F,
+                                E, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    }
     CU_TRY(rl_cu_route(w->R, T, E, K, c->n_group, c->topk_group, c->routed_scaling_factor,
                        d->ebias, w->RSCR, w->sel, w->WT, eng->st));
-    CU_TRY(rl_cu_moe_bucket(w->sel, TK, E, w->counts, w->offs, w->toff, w->rows, eng->st));
+    /* Default mode, bf16 weights, about 2 rows per expert or more: the experts on tensor
+     * cores (rl_cu_moe_mma with the activations split in bf16 hi + lo, tiles of
+     * RL_CU_MMA_TOKENS rows found on the device); otherwise (deterministic mode, fp32
+     * weights, decode of fewer tokens: measured slower there at ~1 row per expert)
+     * rl_cu_wgemm. */
+    int mma = eng->moe_mma && !eng->opt.deterministic && !eng->wf32 && TK >= RL_CU_MMA_TOKENS &&
+              TK >= 2 * E &&
+              rl_cu_moe_mma_ok(hid, hid, w->XB, d->e_gate, (size_t)I * hid) &&
+              rl_cu_moe_mma_ok(hid, hid, w->XB, d->e_up, (size_t)I * hid) &&
+              rl_cu_moe_mma_ok(I, I, w->MB, d->e_down, (size_t)hid * I);
+    CU_TRY(rl_cu_moe_bucket(w->sel, TK, E, mma ? RL_CU_MMA_TOKENS : 8, w->counts, w->offs,
+                            w->toff, w->rows, eng->st));
     if (eng->opt.record_routing)
         CU_TRY(cudaMemcpyAsync(eng->rec_sel + (size_t)x->layer * eng->rec_cap, w->sel,
                                sizeof(int) * (size_t)TK, cudaMemcpyDeviceToDevice, eng->st));
     mark(eng, 5);
-    rl_cu_gemm g = {.W = d->e_gate, .w_f32 = eng->wf32, .N = I, .K = hid, .wstride = (size_t)I * hid, .x = w->A,
-                    .ldx = hid, .xrow = w->rows, .xdiv = K, .y = w->M1, .ldy = I, .T = TK,
-                    .offsets = w->offs, .tile_off = w->toff, .E = E,
-                    .max_tiles = (TK + 7) / 8 + (E < TK ? E : TK)};
-    CU_TRY(rl_cu_wgemm(&g, eng->st));
-    g.W = d->e_up;
-    g.y = w->M2;
-    CU_TRY(rl_cu_wgemm(&g, eng->st));
-    CU_TRY(rl_cu_swiglu(w->M1, w->M2, (size_t)TK * I, eng->st));
-    rl_cu_gemm dn = g;
-    dn.W = d->e_down;
-    dn.N = hid;
-    dn.K = I;
-    dn.wstride = (size_t)hid * I;
-    dn.x = w->M1;
-    dn.ldx = I;
-    dn.xrow = NULL;
-    dn.xdiv = 1;
-    dn.y = w->YK;
-    dn.ldy = hid;
-    dn.yrow = w->rows;
-    CU_TRY(rl_cu_wgemm(&dn, eng->st));
+    if (mma) {
+        /* gate and up of the sorted rows in one launch; x = bf16(A) left in XB by the
+         * norm, plus its low part */
+        CU_TRY(rl_cu_bf16_lo(w->A, T, hid, hid, w->XL, eng->st));
+        rl_cu_moe_mma_args g = {.W = d->e_gate, .W2 = d->e_up, .N = I, .K = hid,
+                                .wstride = (size_t)I * hid, .x = w->XB, .x_lo = w->XL, .ldx = hid,
+                                .xrow = w->rows, .xdiv = K, .y = w->M1, .y2 = w->M2, .ldy = I,
+                                .offsets = w->offs, .tile_off = w->toff, .E = E,
+                                .max_tiles = (TK + RL_CU_MMA_TOKENS - 1) / RL_CU_MMA_TOKENS +
+                                             (E < TK ? E : TK)};
+        CU_TRY(rl_cu_moe_mma(&g, eng->st));
+        CU_TRY(rl_cu_swiglu_bf16(w->M1, w->M2, (size_t)TK * I, w->MB, w->ML, eng->st));
+        rl_cu_moe_mma_args dn = g;
+        dn.W = d->e_down;
+        dn.W2 = NULL;
+        dn.N = hid;
+        dn.K = I;
+        dn.wstride = (size_t)hid * I;
+        dn.x = w->MB;
+        dn.x_lo = w->ML;
+        dn.ldx = I;
+        dn.xrow = NULL;
+        dn.xdiv = 1;
+        dn.y = w->YK;
+        dn.y2 = NULL;
+        dn.ldy = hid;
+        dn.yrow = w->rows;
+        CU_TRY(rl_cu_moe_mma(&dn, eng->st));
+    } else {
+        rl_cu_gemm g = {.W = d->e_gate, .w_f32 = eng->wf32, .N = I, .K = hid,
+                        .wstride = (size_t)I * hid, .x = w->A, .ldx = hid, .xrow = w->rows,
+                        .xdiv = K, .y = w->M1, .ldy = I, .T = TK, .offsets = w->offs,
+                        .tile_off = w->toff, .E = E,
+                        .max_tiles = (TK + 7) / 8 + (E < TK ? E : TK)};
+        CU_TRY(rl_cu_wgemm(&g, eng->st));
+        g.W = d->e_up;
+        g.y = w->M2;
+        CU_TRY(rl_cu_wgemm(&g, eng->st));
+        CU_TRY(rl_cu_swiglu(w->M1, w->M2, (size_t)TK * I, eng->st));
+        rl_cu_gemm dn = g;
+        dn.W = d->e_down;
+        dn.N = hid;
+        dn.K = I;
+        dn.wstride = (size_t)hid * I;
+        dn.x = w->M1;
+        dn.ldx = I;
+        dn.xrow = NULL;
+        dn.xdiv = 1;
+        dn.y = w->YK;
+        dn.ldy = hid;
+        dn.yrow = w->rows;
+        CU_TRY(rl_cu_wgemm(&dn, eng->st));
+    }
     if (ly->has_shared) {
         mark(eng, 6);
         int sI = d->shared_I;
-        /* XB still holds bf16(A): only fp32 GEMMs ran since the norm */
+        /* XB still holds bf16(A): the experts read it, nothing since the norm wrote it */
         TRY(gemm(eng, d->s_gate, sI, hid, w->A, hid, T, w->M1, sI, 0, 1, e));
         TRY(gemm(eng, d->s_up, sI, hid, w->A, hid, T, w->M2, sI, 0, 1, e));
         CU_TRY(rl_cu_swiglu(w->M1, w->M2, (size_t)T * sI, eng->st));

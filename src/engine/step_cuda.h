@@ -7,14 +7,17 @@
  * tokens, exactly like rl_step, and copies the requested logits to the host.
  *
  * Two GEMM modes:
- * - default: dense weight GEMMs through cuBLAS (bf16 operands, activations
- *   rounded to bf16, fp32 accumulation and output); cuBLAS may pick another
+ * - default: dense weight GEMMs through cuBLAS with bf16 weights and the fp32
+ *   activations split into bf16 hi + lo (two GEMMs into one fp32 output: ~16
+ *   bits of the activations' mantissa, fp32 accumulation); MoE experts on
+ *   tensor cores the same way once a step has about 2 rows per expert
+ *   (RL_CUDA_MOE_MMA=0 keeps them on rl_cu_wgemm); cuBLAS may pick another
  *   algorithm for another batch size, so logits depend on the batch in the
  *   last bits;
  * - deterministic: every GEMM is rl_cu_wgemm (fp32 activations, one fixed
  *   reduction order for any batch): logits are bitwise independent of the
  *   other sequences of a step and of the prefill/decode split.
- * MoE expert GEMMs and the fp32 router use rl_cu_wgemm in both modes.
+ * Otherwise the MoE expert GEMMs and the fp32 router use rl_cu_wgemm.
  *
  * Decode steps (every span one token) replay a CUDA graph of the device work
  * from the second step of the same shape on (step_cuda.c; RL_CUDA_GRAPHS=0

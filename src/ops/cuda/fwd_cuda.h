@@ -83,9 +83,49 @@ int rl_cu_route(const float *logits, int T, int E, int K, int G, int topk_group,
 
 /* Sorts the T*K assignments (t*K + r) by expert, keeping (t, r) order within
  * an expert: rows[offsets[e] ..] = assignment ids; tile_off[e] = first tile
- * of 8 rows of expert e. counts: E ints of scratch. */
-int rl_cu_moe_bucket(const int *sel, int TK, int E, int *counts, int *offsets, int *tile_off,
-                     int *rows, void *stream);
+ * of tile_rows rows of expert e (8 for rl_cu_wgemm, RL_CU_MMA_TOKENS for
+ * rl_cu_moe_mma). counts: E ints of scratch. Up to 1024 assignments and
+ * experts it runs as one block (one launch instead of three; same output). */
+int rl_cu_moe_bucket(const int *sel, int TK, int E, int tile_rows, int *counts, int *offsets,
+                     int *tile_off, int *rows, void *stream);
+
+/* Tensor-core grouped expert GEMM of the default mode (moe_mma_cuda.cu):
+ * y[yr(r)][o] (= or +=) sum_k x[xr(r)][k] * W_e[o][k] with bf16 W and x, fp32
+ * accumulation and y, rows sorted by expert as in rl_cu_gemm's grouped form
+ * but with tiles of RL_CU_MMA_TOKENS rows (tile_off from rl_cu_moe_bucket
+ * with that tile size); max_tiles bounds tile_off[E]. W2/y2 (may be NULL):
+ * a second matrix of the same shape computed in the same launch (gate and
+ * up). x_lo (may be NULL): the activations' low parts (x = x + x_lo, see
+ * rl_cu_bf16_lo), two mma per fragment. Needs rl_cu_moe_mma_ok (K and ldx
+ * multiples of 8, 16-byte aligned x and W); the sum order depends on the
+ * tile, not only on k (default mode only). */
+enum { RL_CU_MMA_TOKENS = 64 };
+typedef struct rl_cu_moe_mma_args {
+    const void *W, *W2;
+    int N, K;
+    size_t wstride;
+    const uint16_t *x, *x_lo; /* x_lo (may be NULL): bf16(x - x_hi), same layout */
+    int ldx;
+    const int *xrow;
+    int xdiv;
+    float *y, *y2;
+    int ldy;
+    const int *yrow;
+    int accumulate;
+    const int *offsets, *tile_off;
+    int E, max_tiles;
+} rl_cu_moe_mma_args;
+int rl_cu_moe_mma_ok(int K, int ldx, const void *x, const void *W, size_t wstride);
+int rl_cu_moe_mma(const rl_cu_moe_mma_args *p, void *stream);
+
+/* s = silu(h1[i]) * h2[i] as hi[i] = bf16(s) and lo[i] = bf16(s - hi[i]) (n
+ * elements): the input of the tensor-core down projection. */
+int rl_cu_swiglu_bf16(const float *h1, const float *h2, size_t n, uint16_t *hi, uint16_t *lo,
+                      void *stream);
+
+/* lo[r][i] = bf16(x[r][i] - bf16(x[r][i])) for rows of dim floats (x stride
+ * ldx, lo dense): the low part beside the bf16 copy rl_cu_rmsnorm writes. */
+int rl_cu_bf16_lo(const float *x, int rows, int dim, int ldx, uint16_t *lo, void *stream);
 
 /* x[t] += sum_r wt[t][r] * yk[t*K + r] (+ ys[t] when ys != NULL), in the CPU's
  * order. */

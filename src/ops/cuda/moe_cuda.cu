@@ -173,7 +173,7 @@ __global__ void count_kernel(const int *sel, int TK, int *counts) {
 }
 
 /* exclusive scans of the counts (one block; the serial part runs on shared memory) */
-__global__ void scan_kernel(const int *counts, int E, int *offsets, int *tile_off) {
+__global__ void scan_kernel(const int *counts, int E, int tr, int *offsets, int *tile_off) {
     __shared__ int c[4096], o[4097], tl[4097];
     for (int e = threadIdx.x; e < E; e += blockDim.x) c[e] = counts[e];
     __syncthreads();
@@ -183,7 +183,7 @@ __global__ void scan_kernel(const int *counts, int E, int *offsets, int *tile_of
             o[e] = a;
             tl[e] = t;
             a += c[e];
-            t += (c[e] + 7) / 8;
+            t += (c[e] + tr - 1) / tr;
         }
         o[E] = a;
         tl[E] = t;
@@ -217,6 +217,60 @@ __global__ void fill_kernel(const int *sel, int TK, const int *offsets, int *row
     }
 }
 
+/* The three kernels above in one block of SB threads, for TK <= SB and E <= SB
+ * (decode): counts by shared atomics (a count does not depend on the order),
+ * a block-wide exclusive scan, and each assignment's place = its expert's
+ * offset + the number of earlier assignments of that expert, so rows[] is
+ * the same stable order as fill_kernel's. */
+constexpr int SB = 1024;
+
+__global__ void __launch_bounds__(SB) bucket_small_kernel(const int *sel, int TK, int E, int tr,
+                                                          int *counts, int *offsets,
+                                                          int *tile_off, int *rows) {
+    __shared__ int s_sel[SB], s_cnt[SB], s_off[SB], s_wsum[2][SB / 32];
+    int i = threadIdx.x, lane = i & 31, warp = i >> 5;
+    s_cnt[i] = 0;
+    if (i < TK) s_sel[i] = sel[i];
+    __syncthreads();
+    if (i < TK && s_sel[i] >= 0 && s_sel[i] < E) atomicAdd(&s_cnt[s_sel[i]], 1);
+    __syncthreads();
+    int c = i < E ? s_cnt[i] : 0, tl = (c + tr - 1) / tr;
+    int ci = c, ti = tl; /* inclusive warp scans */
+    for (int s = 1; s < 32; s <<= 1) {
+        int a = __shfl_up_sync(0xffffffffu, ci, s), b = __shfl_up_sync(0xffffffffu, ti, s);
+        if (lane >= s) {
+            ci += a;
+            ti += b;
+        }
+    }
+    if (lane == 31) {
+        s_wsum[0][warp] = ci;
+        s_wsum[1][warp] = ti;
+    }
+    __syncthreads();
+    int cb = 0, tb = 0;
+    for (int w = 0; w < warp; w++) {
+        cb += s_wsum[0][w];
+        tb += s_wsum[1][w];
+    }
+    if (i < E) {
+        counts[i] = c;
+        offsets[i] = cb + ci - c;
+        tile_off[i] = tb + ti - tl;
+        s_off[i] = cb + ci - c;
+    }
+    if (i == E - 1) {
+        offsets[E] = cb + ci;
+        tile_off[E] = tb + ti;
+    }
+    __syncthreads();
+    if (i < TK && s_sel[i] >= 0 && s_sel[i] < E) {
+        int e = s_sel[i], before = 0;
+        for (int j = 0; j < i; j++) before += s_sel[j] == e;
+        rows[s_off[e] + before] = i;
+    }
+}
+
 __global__ void combine_kernel(float *x, const float *yk, const float *wt, const float *ys, int K,
                                int dim) {
     int t = blockIdx.x;
@@ -246,12 +300,17 @@ int rl_cu_route(const float *logits, int T, int E, int K, int G, int topk_group,
     return (int)cudaGetLastError();
 }
 
-int rl_cu_moe_bucket(const int *sel, int TK, int E, int *counts, int *offsets, int *tile_off,
-                     int *rows, void *stream) {
+int rl_cu_moe_bucket(const int *sel, int TK, int E, int tile_rows, int *counts, int *offsets,
+                     int *tile_off, int *rows, void *stream) {
     cudaStream_t s = (cudaStream_t)stream;
-    if (E > 4096) return (int)cudaErrorInvalidValue;
+    if (E <= 0 || E > 4096 || tile_rows <= 0 || TK < 0) return (int)cudaErrorInvalidValue;
+    if (TK <= SB && E <= SB) {
+        bucket_small_kernel<<<1, SB, 0, s>>>(sel, TK, E, tile_rows, counts, offsets, tile_off,
+                                             rows);
+        return (int)cudaGetLastError();
+    }
     count_kernel<<<E, BT, 0, s>>>(sel, TK, counts);
-    scan_kernel<<<1, BT, 0, s>>>(counts, E, offsets, tile_off);
+    scan_kernel<<<1, BT, 0, s>>>(counts, E, tile_rows, offsets, tile_off);
     fill_kernel<<<E, BT, 0, s>>>(sel, TK, offsets, rows);
     return (int)cudaGetLastError();
 }

@@ -120,6 +120,29 @@ __global__ void swiglu_kernel(float *h1, const float *h2, size_t n) {
     }
 }
 
+__device__ __forceinline__ void split_bf16(float v, uint16_t *hi, uint16_t *lo) {
+    __nv_bfloat16 h = __float2bfloat16_rn(v);
+    *hi = __bfloat16_as_ushort(h);
+    *lo = __bfloat16_as_ushort(__float2bfloat16_rn(v - __bfloat162float(h)));
+}
+
+__global__ void swiglu_bf16_kernel(const float *h1, const float *h2, size_t n, uint16_t *hi,
+                                   uint16_t *lo) {
+    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT) {
+        float g = h1[i];
+        split_bf16(g * sigmoidf_(g) * h2[i], hi + i, lo + i);
+    }
+}
+
+__global__ void bf16_lo_kernel(const float *x, int dim, int ldx, uint16_t *lo) {
+    const float *xr = x + (size_t)blockIdx.x * ldx;
+    uint16_t *lr = lo + (size_t)blockIdx.x * dim;
+    for (int i = threadIdx.x; i < dim; i += NT) {
+        uint16_t h;
+        split_bf16(xr[i], &h, lr + i);
+    }
+}
+
 __global__ void to_bf16_kernel(const float *x, int dim, int ldx, uint16_t *y) {
     const float *xr = x + (size_t)blockIdx.x * ldx;
     uint16_t *yr = y + (size_t)blockIdx.x * dim;
@@ -173,6 +196,19 @@ int rl_cu_group_norm_gate(const float *o, const float *gate, int T, int dim, int
 int rl_cu_swiglu(float *h1, const float *h2, size_t n, void *stream) {
     if (!n) return 0;
     swiglu_kernel<<<grid_for(n), NT, 0, (cudaStream_t)stream>>>(h1, h2, n);
+    return (int)cudaGetLastError();
+}
+
+int rl_cu_swiglu_bf16(const float *h1, const float *h2, size_t n, uint16_t *hi, uint16_t *lo,
+                      void *stream) {
+    if (!n) return 0;
+    swiglu_bf16_kernel<<<grid_for(n), NT, 0, (cudaStream_t)stream>>>(h1, h2, n, hi, lo);
+    return (int)cudaGetLastError();
+}
+
+int rl_cu_bf16_lo(const float *x, int rows, int dim, int ldx, uint16_t *lo, void *stream) {
+    if (rows <= 0) return 0;
+    bf16_lo_kernel<<<rows, NT, 0, (cudaStream_t)stream>>>(x, dim, ldx, lo);
     return (int)cudaGetLastError();
 }
 
