@@ -42,6 +42,8 @@ typedef struct cu_work {
     uint16_t *MB, *ML; /* SwiGLU of the sorted expert rows in bf16 hi + lo: the mma down
                         * projection's input */
     uint16_t *XL;      /* bf16(x - bf16(x)): low part of a GEMM input beside XB */
+    float *Y2;         /* [2][RL_CU_STACK_T][y2_n]: a stacked hi/lo GEMM's two halves */
+    size_t y2_n;
     int *sel, *rows, *counts, *offs, *toff;
     float *LOGITS;
     size_t logits_cap; /* floats */

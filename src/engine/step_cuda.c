@@ -68,7 +68,8 @@ static void collect(rl_cuda_engine *eng) {
 
 static void free_work(cu_work *w) {
     void *ps[] = {w->X, w->A, w->QKV, w->G, w->O, w->U, w->M1, w->M2, w->R, w->WT, w->YK,
-                  w->YS, w->LOG, w->RSCR, w->XB, w->MB, w->XL, w->ML, w->sel, w->rows, w->counts, w->offs, w->toff};
+                  w->YS, w->LOG, w->RSCR, w->XB, w->MB, w->XL, w->ML, w->Y2, w->sel, w->rows,
+                  w->counts, w->offs, w->toff};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         if (ps[i]) cudaFree(ps[i]);
     if (w->LOGITS) cudaFree(w->LOGITS);
@@ -203,6 +204,11 @@ static int ensure_work(rl_cuda_engine *eng, int T, rl_err *e) {
     size_t m12 = cap * inter;
     if (cap * K * (size_t)c->moe_intermediate_size > m12) m12 = cap * K * (size_t)c->moe_intermediate_size;
     if (cap * sI > m12) m12 = cap * sI;
+    /* widest library GEMM output: the stacked hi/lo GEMM's scratch row */
+    size_t y2n = (size_t)c->vocab_size;
+    size_t outs[] = {qkvw, HD, hid, (size_t)c->intermediate_size, sI};
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++)
+        if (outs[i] > y2n) y2n = outs[i];
     size_t xb = hid > HD ? hid : HD;
     if (inter > xb) xb = inter;
     if (sI > xb) xb = sI;
@@ -217,7 +223,9 @@ static int ensure_work(rl_cuda_engine *eng, int T, rl_err *e) {
         {(void **)&w->R, cap * E * 4}, {(void **)&w->WT, cap * K * 4},
         {(void **)&w->YK, E ? cap * K * hid * 4 : 0}, {(void **)&w->YS, cap * hid * 4},
         {(void **)&w->LOG, cap * hid * 4}, {(void **)&w->RSCR, E ? cap * (3 * E + 2 * G) * 4 : 0},
-        {(void **)&w->XB, cap * xb * 2}, {(void **)&w->sel, cap * K * 4},
+        /* + RL_CU_STACK_T rows: a stacked GEMM's low parts follow the hi rows */
+        {(void **)&w->XB, (cap + RL_CU_STACK_T) * xb * 2}, {(void **)&w->sel, cap * K * 4},
+        {(void **)&w->Y2, (size_t)2 * RL_CU_STACK_T * y2n * 4},
         {(void **)&w->MB, E ? cap * K * (size_t)c->moe_intermediate_size * 2 : 0},
         {(void **)&w->ML, E ? cap * K * (size_t)c->moe_intermediate_size * 2 : 0},
         {(void **)&w->XL, cap * xb * 2},
@@ -232,6 +240,7 @@ static int ensure_work(rl_cuda_engine *eng, int T, rl_err *e) {
         }
     }
     w->cap_T = (int)cap;
+    w->y2_n = y2n;
     return RL_OK;
 }
 
@@ -357,6 +366,17 @@ static int gemm(rl_cuda_engine *eng, const void *W, int N, int K, const float *x
      * relative error per logits row on the test models (H200, 2026-11-27). The
      * second GEMM re-reads W: decode pays one more pass over the dense weights. */
     if (!xb_ready) CU_TRY(rl_cu_to_bf16(x, T, K, ldx, eng->w.XB, eng->st));
+    if (T <= RL_CU_STACK_T && (size_t)N <= eng->w.y2_n) {
+        /* few rows (decode): one GEMM over [hi rows; lo rows] reads W once,
+         * then y (+)= top half + bottom half */
+        float zero = 0.0f;
+        CU_TRY(rl_cu_bf16_lo(x, T, K, ldx, eng->w.XB + (size_t)T * K, eng->st));
+        CUBLAS_TRY(cublasGemmEx(eng->cb, CUBLAS_OP_T, CUBLAS_OP_N, N, 2 * T, K, &alpha, W,
+                                CUDA_R_16BF, K, eng->w.XB, CUDA_R_16BF, K, &zero, eng->w.Y2,
+                                CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        CU_TRY(rl_cu_add_halves(eng->w.Y2, T, N, y, ldy, acc, eng->st));
+        return RL_OK;
+    }
     CU_TRY(rl_cu_bf16_lo(x, T, K, ldx, eng->w.XL, eng->st));
     CUBLAS_TRY(cublasGemmEx(eng->cb, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &alpha, W, CUDA_R_16BF, K,
                             eng->w.XB, CUDA_R_16BF, K, &beta, y, CUDA_R_32F, ldy,

@@ -70,6 +70,14 @@ int rl_cu_swiglu(float *h1, const float *h2, size_t n, void *stream);
 /* y[i] = bf16(x[i]) for rows of dim floats (x stride ldx, y dense). */
 int rl_cu_to_bf16(const float *x, int rows, int dim, int ldx, uint16_t *y, void *stream);
 
+/* Steps of at most this many rows run a library GEMM's hi and lo parts as one
+ * GEMM of 2T rows (the weights read once), then rl_cu_add_halves. */
+enum { RL_CU_STACK_T = 16 };
+
+/* y[t][o] = (acc ? y[t][o] : 0) + (y2[t][o] + y2[T + t][o]), t < T, o < N
+ * (y2 dense [2T][N], y stride ldy). */
+int rl_cu_add_halves(const float *y2, int T, int N, float *y, int ldy, int acc, void *stream);
+
 /* dst[i] = src[rows[i]] for n rows of dim floats. */
 int rl_cu_gather_rows(const float *src, const int *rows, int n, int dim, float *dst,
                       void *stream);

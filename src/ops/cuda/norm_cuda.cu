@@ -149,6 +149,16 @@ __global__ void to_bf16_kernel(const float *x, int dim, int ldx, uint16_t *y) {
     for (int i = threadIdx.x; i < dim; i += NT) yr[i] = __bfloat16_as_ushort(__float2bfloat16_rn(xr[i]));
 }
 
+__global__ void add_halves_kernel(const float *y2, int T, int N, float *y, int ldy, int acc) {
+    size_t n = (size_t)T * N;
+    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT) {
+        int t = (int)(i / N), o = (int)(i % N);
+        float v = y2[i] + y2[n + i];
+        float *d = y + (size_t)t * ldy + o;
+        *d = acc ? *d + v : v;
+    }
+}
+
 __global__ void gather_kernel(const float *src, const int *rows, int dim, float *dst) {
     const float *s = src + (size_t)rows[blockIdx.x] * dim;
     float *d = dst + (size_t)blockIdx.x * dim;
@@ -215,6 +225,13 @@ int rl_cu_bf16_lo(const float *x, int rows, int dim, int ldx, uint16_t *lo, void
 int rl_cu_to_bf16(const float *x, int rows, int dim, int ldx, uint16_t *y, void *stream) {
     if (rows <= 0) return 0;
     to_bf16_kernel<<<rows, NT, 0, (cudaStream_t)stream>>>(x, dim, ldx, y);
+    return (int)cudaGetLastError();
+}
+
+int rl_cu_add_halves(const float *y2, int T, int N, float *y, int ldy, int acc, void *stream) {
+    if (T <= 0 || N <= 0) return 0;
+    add_halves_kernel<<<grid_for((size_t)T * N), NT, 0, (cudaStream_t)stream>>>(y2, T, N, y, ldy,
+                                                                              acc);
     return (int)cudaGetLastError();
 }
 
