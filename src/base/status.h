@@ -35,4 +35,12 @@ int rl_err_prefix(rl_err *e, const char *fmt, ...)
 
 const char *rl_status_name(int code);
 
+/* Evaluates a status-returning call and returns its status from the
+ * enclosing function when it fails. */
+#define RL_TRY(x)             \
+    do {                      \
+        int rl_rc_ = (x);     \
+        if (rl_rc_) return rl_rc_; \
+    } while (0)
+
 #endif

@@ -388,12 +388,6 @@ static int gemm(rl_cuda_engine *eng, const void *W, int N, int K, const float *x
     return RL_OK;
 }
 
-#define TRY(x)               \
-    do {                     \
-        int rc_ = (x);       \
-        if (rc_) return rc_; \
-    } while (0)
-
 typedef struct stepctx {
     rl_cuda_engine *eng;
     const meta *md;
@@ -410,7 +404,7 @@ static int attention(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl
     int det = eng->opt.deterministic;
     if (ly->softmax) {
         int W = (H + 2 * Hkv) * D;
-        TRY(gemm(eng, d->qkv, W, hid, w->A, hid, T, w->QKV, W, 0, 1, e));
+        RL_TRY(gemm(eng, d->qkv, W, hid, w->A, hid, T, w->QKV, W, 0, 1, e));
         CU_TRY(rl_cu_qk_prep(w->QKV, T, W, H, Hkv, D, 0, d->q_norm, d->k_norm, eps, c->rotary_dim,
                              x->md->cs, eng->st));
         CU_TRY(rl_cu_kv_append(w->QKV, W, x->md->spans, x->n, x->max_n, x->md->ptabs, eng->pool,
@@ -420,8 +414,8 @@ static int attention(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl
                          eng->st));
         return gemm(eng, d->dense, hid, HD, w->O, HD, T, w->X, hid, 1, 0, e);
     }
-    TRY(gemm(eng, d->qkv, 3 * HD, hid, w->A, hid, T, w->QKV, 3 * HD, 0, 1, e));
-    TRY(gemm(eng, d->g_proj, HD, hid, w->A, hid, T, w->G, HD, 0, 1, e));
+    RL_TRY(gemm(eng, d->qkv, 3 * HD, hid, w->A, hid, T, w->QKV, 3 * HD, 0, 1, e));
+    RL_TRY(gemm(eng, d->g_proj, HD, hid, w->A, hid, T, w->G, HD, 0, 1, e));
     CU_TRY(rl_cu_qk_prep(w->QKV, T, 3 * HD, H, H, D, c->linear_silu ? 3 * HD : 0, d->q_norm,
                          d->k_norm, eps, c->rotary_dim, x->md->cs, eng->st));
     CU_TRY(rl_cu_lightning(w->QKV, 3 * HD, w->O, HD, x->md->spans, x->n, x->max_n,
@@ -439,8 +433,8 @@ static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *
     int hid = c->hidden_size, T = x->T;
     if (!ly->moe) {
         int I = ly->gate.rows;
-        TRY(gemm(eng, d->gate, I, hid, w->A, hid, T, w->M1, I, 0, 1, e));
-        TRY(gemm(eng, d->up, I, hid, w->A, hid, T, w->M2, I, 0, 1, e));
+        RL_TRY(gemm(eng, d->gate, I, hid, w->A, hid, T, w->M1, I, 0, 1, e));
+        RL_TRY(gemm(eng, d->up, I, hid, w->A, hid, T, w->M2, I, 0, 1, e));
         CU_TRY(rl_cu_swiglu(w->M1, w->M2, (size_t)T * I, eng->st));
         return gemm(eng, d->down, hid, I, w->M1, I, T, w->X, hid, 1, 0, e);
     }
@@ -530,10 +524,10 @@ static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *
         mark(eng, 6);
         int sI = d->shared_I;
         /* XB still holds bf16(A): the experts read it, nothing since the norm wrote it */
-        TRY(gemm(eng, d->s_gate, sI, hid, w->A, hid, T, w->M1, sI, 0, 1, e));
-        TRY(gemm(eng, d->s_up, sI, hid, w->A, hid, T, w->M2, sI, 0, 1, e));
+        RL_TRY(gemm(eng, d->s_gate, sI, hid, w->A, hid, T, w->M1, sI, 0, 1, e));
+        RL_TRY(gemm(eng, d->s_up, sI, hid, w->A, hid, T, w->M2, sI, 0, 1, e));
         CU_TRY(rl_cu_swiglu(w->M1, w->M2, (size_t)T * sI, eng->st));
-        TRY(gemm(eng, d->s_down, hid, sI, w->M1, sI, T, w->YS, hid, 0, 0, e));
+        RL_TRY(gemm(eng, d->s_down, hid, sI, w->M1, sI, T, w->YS, hid, 0, 0, e));
     }
     if (ly->has_shared) mark(eng, 7);
     CU_TRY(rl_cu_moe_combine(w->X, w->YK, w->WT, ly->has_shared ? w->YS : NULL, T, K, hid,
@@ -591,18 +585,18 @@ static int forward(rl_cuda_engine *eng, stepctx *x, int nl, rl_err *e) {
         x->layer = l;
         CU_TRY(rl_cu_rmsnorm(w->X, T, hid, d->in_norm, eps, w->A, det ? NULL : w->XB, eng->st));
         mark(eng, 1);
-        TRY(attention(x, ly, d, e));
+        RL_TRY(attention(x, ly, d, e));
         mark(eng, ly->softmax ? 3 : 2);
         CU_TRY(rl_cu_rmsnorm(w->X, T, hid, d->post_norm, eps, w->A, det ? NULL : w->XB, eng->st));
         mark(eng, 1);
-        TRY(mlp(x, ly, d, e));
+        RL_TRY(mlp(x, ly, d, e));
         if (!ly->moe) mark(eng, 4);
     }
     if (nl) {
         CU_TRY(rl_cu_gather_rows(w->X, md->lrows, nl, hid, w->LOG, eng->st));
         CU_TRY(rl_cu_rmsnorm(w->LOG, nl, hid, eng->final_norm, eps, w->LOG, det ? NULL : w->XB,
                              eng->st));
-        TRY(gemm(eng, eng->lm_head, (int)V, hid, w->LOG, hid, nl, w->LOGITS, (int)V, 0, 1, e));
+        RL_TRY(gemm(eng, eng->lm_head, (int)V, hid, w->LOG, hid, nl, w->LOGITS, (int)V, 0, 1, e));
     }
     mark(eng, 0);
     return RL_OK;
@@ -648,19 +642,19 @@ static int capture_and_launch(rl_cuda_engine *eng, stepctx *x, int nl, unsigned 
 int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *e) {
     const rl_model *m = eng->m;
     const rl_config *c = &m->cfg;
-    TRY(check(eng, spans, n, e));
+    RL_TRY(check(eng, spans, n, e));
     int T = 0, nl = 0, max_n = 0;
     for (int s = 0; s < n; s++) {
         T += spans[s].n;
         nl += spans[s].want == RL_LOGITS_ALL ? spans[s].n : spans[s].want == RL_LOGITS_LAST;
         if (spans[s].n > max_n) max_n = spans[s].n;
     }
-    for (int s = 0; s < n; s++) TRY(rl_cu_seq_reserve(spans[s].seq, spans[s].n, e));
-    TRY(ensure_work(eng, T, e));
+    for (int s = 0; s < n; s++) RL_TRY(rl_cu_seq_reserve(spans[s].seq, spans[s].n, e));
+    RL_TRY(ensure_work(eng, T, e));
     size_t V = (size_t)c->vocab_size;
-    if (nl) TRY(ensure_logits(eng, (size_t)nl * V, e));
+    if (nl) RL_TRY(ensure_logits(eng, (size_t)nl * V, e));
     meta md = {0};
-    TRY(upload_meta(eng, spans, n, T, nl, &md, e));
+    RL_TRY(upload_meta(eng, spans, n, T, nl, &md, e));
     size_t K = (size_t)(c->num_experts_per_tok > 0 ? c->num_experts_per_tok : 1);
     if (eng->opt.record_routing && c->num_experts && (size_t)T * K > eng->rec_cap) {
         CU_TRY(cudaStreamSynchronize(eng->st));
@@ -685,9 +679,9 @@ int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *
         CU_TRY(cudaGraphLaunch(eng->gx, eng->st));
     } else if (decode && eng->seen_n == n && eng->seen_nl == nl && eng->seen_gen == eng->gen &&
                eng->seen_wsgen == wsgen) {
-        TRY(capture_and_launch(eng, &x, nl, wsgen, e));
+        RL_TRY(capture_and_launch(eng, &x, nl, wsgen, e));
     } else {
-        TRY(forward(eng, &x, nl, e));
+        RL_TRY(forward(eng, &x, nl, e));
         if (decode) {
             eng->seen_n = n;
             eng->seen_nl = nl;

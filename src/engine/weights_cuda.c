@@ -132,12 +132,6 @@ static int router(rl_cuda_engine *eng, const rl_wmat *W, float **out, uint64_t s
     return cr ? rl_cu_fail(e, cr, "router conversion") : RL_OK;
 }
 
-#define TRY(x)               \
-    do {                     \
-        int rc_ = (x);       \
-        if (rc_) return rc_; \
-    } while (0)
-
 /* Whether any matrix is stored in another dtype than bf16. */
 static int needs_f32(const rl_model *m) {
     const rl_config *c = &m->cfg;
@@ -160,10 +154,10 @@ int rl_cu_upload_weights(rl_cuda_engine *eng, rl_err *e) {
     const rl_config *c = &m->cfg;
     uint64_t sd = eng->opt.random_seed;
     eng->wf32 = needs_f32(m);
-    TRY(mat(eng, &m->embed, &eng->embed, name_seed(sd, -1, 0, 0), e));
+    RL_TRY(mat(eng, &m->embed, &eng->embed, name_seed(sd, -1, 0, 0), e));
     if (c->tie_word_embeddings) eng->lm_head = eng->embed;
-    else TRY(mat(eng, &m->lm_head, &eng->lm_head, name_seed(sd, -1, 1, 0), e));
-    TRY(vec(eng, m->final_norm, (size_t)c->hidden_size, &eng->final_norm, e));
+    else RL_TRY(mat(eng, &m->lm_head, &eng->lm_head, name_seed(sd, -1, 1, 0), e));
+    RL_TRY(vec(eng, m->final_norm, (size_t)c->hidden_size, &eng->final_norm, e));
     int Lc = c->num_hidden_layers, H = c->num_attention_heads, D = c->head_dim;
     eng->L = calloc((size_t)Lc, sizeof(cu_layer));
     if (!eng->L) return rl_errf(e, RL_E_NOMEM, "out of memory");
@@ -172,34 +166,34 @@ int rl_cu_upload_weights(rl_cuda_engine *eng, rl_err *e) {
         cu_layer *d = &eng->L[l];
         size_t hid = (size_t)c->hidden_size;
         d->qkv_rows = ly->qkv.rows;
-        TRY(vec(eng, ly->in_norm, hid, &d->in_norm, e));
-        TRY(vec(eng, ly->post_norm, hid, &d->post_norm, e));
-        TRY(vec(eng, ly->q_norm, (size_t)D, &d->q_norm, e));
-        TRY(vec(eng, ly->k_norm, (size_t)D, &d->k_norm, e));
-        TRY(mat(eng, &ly->qkv, &d->qkv, name_seed(sd, l, 0, 0), e));
-        TRY(mat(eng, &ly->dense, &d->dense, name_seed(sd, l, 1, 0), e));
+        RL_TRY(vec(eng, ly->in_norm, hid, &d->in_norm, e));
+        RL_TRY(vec(eng, ly->post_norm, hid, &d->post_norm, e));
+        RL_TRY(vec(eng, ly->q_norm, (size_t)D, &d->q_norm, e));
+        RL_TRY(vec(eng, ly->k_norm, (size_t)D, &d->k_norm, e));
+        RL_TRY(mat(eng, &ly->qkv, &d->qkv, name_seed(sd, l, 0, 0), e));
+        RL_TRY(mat(eng, &ly->dense, &d->dense, name_seed(sd, l, 1, 0), e));
         if (!ly->softmax) {
-            TRY(mat(eng, &ly->g_proj, &d->g_proj, name_seed(sd, l, 2, 0), e));
-            TRY(vec(eng, ly->g_norm, (size_t)H * D, &d->g_norm, e));
-            TRY(vec(eng, ly->decay_pw, (size_t)H * (RL_CHUNK + 1), &d->decay_pw, e));
+            RL_TRY(mat(eng, &ly->g_proj, &d->g_proj, name_seed(sd, l, 2, 0), e));
+            RL_TRY(vec(eng, ly->g_norm, (size_t)H * D, &d->g_norm, e));
+            RL_TRY(vec(eng, ly->decay_pw, (size_t)H * (RL_CHUNK + 1), &d->decay_pw, e));
         }
         if (!ly->moe) {
-            TRY(mat(eng, &ly->gate, &d->gate, name_seed(sd, l, 3, 0), e));
-            TRY(mat(eng, &ly->up, &d->up, name_seed(sd, l, 4, 0), e));
-            TRY(mat(eng, &ly->down, &d->down, name_seed(sd, l, 5, 0), e));
+            RL_TRY(mat(eng, &ly->gate, &d->gate, name_seed(sd, l, 3, 0), e));
+            RL_TRY(mat(eng, &ly->up, &d->up, name_seed(sd, l, 4, 0), e));
+            RL_TRY(mat(eng, &ly->down, &d->down, name_seed(sd, l, 5, 0), e));
             continue;
         }
         int E = c->num_experts;
-        TRY(router(eng, &ly->router, &d->router, name_seed(sd, l, 6, 0), e));
-        TRY(vec(eng, ly->expert_bias, (size_t)E, &d->ebias, e));
-        TRY(experts(eng, ly->e_gate, E, &d->e_gate, name_seed(sd, l, 7, 0), e));
-        TRY(experts(eng, ly->e_up, E, &d->e_up, name_seed(sd, l, 8, 0), e));
-        TRY(experts(eng, ly->e_down, E, &d->e_down, name_seed(sd, l, 9, 0), e));
+        RL_TRY(router(eng, &ly->router, &d->router, name_seed(sd, l, 6, 0), e));
+        RL_TRY(vec(eng, ly->expert_bias, (size_t)E, &d->ebias, e));
+        RL_TRY(experts(eng, ly->e_gate, E, &d->e_gate, name_seed(sd, l, 7, 0), e));
+        RL_TRY(experts(eng, ly->e_up, E, &d->e_up, name_seed(sd, l, 8, 0), e));
+        RL_TRY(experts(eng, ly->e_down, E, &d->e_down, name_seed(sd, l, 9, 0), e));
         if (ly->has_shared) {
             d->shared_I = ly->s_gate.rows;
-            TRY(mat(eng, &ly->s_gate, &d->s_gate, name_seed(sd, l, 10, 0), e));
-            TRY(mat(eng, &ly->s_up, &d->s_up, name_seed(sd, l, 11, 0), e));
-            TRY(mat(eng, &ly->s_down, &d->s_down, name_seed(sd, l, 12, 0), e));
+            RL_TRY(mat(eng, &ly->s_gate, &d->s_gate, name_seed(sd, l, 10, 0), e));
+            RL_TRY(mat(eng, &ly->s_up, &d->s_up, name_seed(sd, l, 11, 0), e));
+            RL_TRY(mat(eng, &ly->s_down, &d->s_down, name_seed(sd, l, 12, 0), e));
         }
     }
     CU_TRY(cudaStreamSynchronize(eng->st));

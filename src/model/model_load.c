@@ -101,21 +101,15 @@ static int bind_vec(binder *b, const char *name, int n, float **out) {
     return RL_OK;
 }
 
-#define TRY(x)              \
-    do {                    \
-        int rc_ = (x);      \
-        if (rc_) return rc_; \
-    } while (0)
-
 static int bind_swiglu(binder *b, const char *pfx, int inter, int hidden, rl_wmat *g,
                        rl_wmat *u, rl_wmat *d) {
     char n[512];
     snprintf(n, sizeof n, "%s.gate_proj.weight", pfx);
-    TRY(bind_mat(b, n, inter, hidden, g));
+    RL_TRY(bind_mat(b, n, inter, hidden, g));
     snprintf(n, sizeof n, "%s.up_proj.weight", pfx);
-    TRY(bind_mat(b, n, inter, hidden, u));
+    RL_TRY(bind_mat(b, n, inter, hidden, u));
     snprintf(n, sizeof n, "%s.down_proj.weight", pfx);
-    TRY(bind_mat(b, n, hidden, inter, d));
+    RL_TRY(bind_mat(b, n, hidden, inter, d));
     return RL_OK;
 }
 
@@ -126,25 +120,25 @@ static int bind_layer(binder *b, int l, rl_layer *L) {
     char n[512];
 #define NAME(...) snprintf(n, sizeof n, __VA_ARGS__)
     NAME("model.layers.%d.input_layernorm.weight", l);
-    TRY(bind_vec(b, n, hid, &L->in_norm));
+    RL_TRY(bind_vec(b, n, hid, &L->in_norm));
     NAME("model.layers.%d.post_attention_layernorm.weight", l);
-    TRY(bind_vec(b, n, hid, &L->post_norm));
+    RL_TRY(bind_vec(b, n, hid, &L->post_norm));
     int qkv_rows = L->softmax ? (H + 2 * Hkv) * D : 3 * HD;
     NAME("model.layers.%d.attention.query_key_value.weight", l);
-    TRY(bind_mat(b, n, qkv_rows, hid, &L->qkv));
+    RL_TRY(bind_mat(b, n, qkv_rows, hid, &L->qkv));
     NAME("model.layers.%d.attention.dense.weight", l);
-    TRY(bind_mat(b, n, hid, HD, &L->dense));
+    RL_TRY(bind_mat(b, n, hid, HD, &L->dense));
     if (c->use_qk_norm) {
         NAME("model.layers.%d.attention.query_layernorm.weight", l);
-        TRY(bind_vec(b, n, D, &L->q_norm));
+        RL_TRY(bind_vec(b, n, D, &L->q_norm));
         NAME("model.layers.%d.attention.key_layernorm.weight", l);
-        TRY(bind_vec(b, n, D, &L->k_norm));
+        RL_TRY(bind_vec(b, n, D, &L->k_norm));
     }
     if (!L->softmax) {
         NAME("model.layers.%d.attention.g_proj.weight", l);
-        TRY(bind_mat(b, n, HD, hid, &L->g_proj));
+        RL_TRY(bind_mat(b, n, HD, hid, &L->g_proj));
         NAME("model.layers.%d.attention.g_norm.weight", l);
-        TRY(bind_vec(b, n, HD, &L->g_norm));
+        RL_TRY(bind_vec(b, n, HD, &L->g_norm));
         L->decay_pw = malloc(sizeof(float) * (size_t)H * (RL_CHUNK + 1));
         if (!L->decay_pw) return rl_errf(b->e, RL_E_NOMEM, "out of memory");
         for (int h = 0; h < H; h++) {
@@ -157,17 +151,17 @@ static int bind_layer(binder *b, int l, rl_layer *L) {
         NAME("model.layers.%d.mlp", l);
         char pfx[512];
         memcpy(pfx, n, sizeof pfx);
-        TRY(bind_swiglu(b, pfx, c->intermediate_size, hid, &L->gate, &L->up, &L->down));
+        RL_TRY(bind_swiglu(b, pfx, c->intermediate_size, hid, &L->gate, &L->up, &L->down));
         return RL_OK;
     }
     int E = c->num_experts, I = c->moe_intermediate_size;
     NAME("model.layers.%d.mlp.gate.weight", l);
-    TRY(bind_mat(b, n, E, hid, &L->router));
+    RL_TRY(bind_mat(b, n, E, hid, &L->router));
     if (L->router.dtype == RL_F8_E4M3)
         return rl_errf(b->e, RL_E_SHAPE, "%s: router '%s' must not be F8_E4M3", b->m->ckpt.dir, n);
     NAME("model.layers.%d.mlp.gate.expert_bias", l);
     if (c->moe_router_enable_expert_bias) {
-        TRY(bind_vec(b, n, E, &L->expert_bias));
+        RL_TRY(bind_vec(b, n, E, &L->expert_bias));
     } else {
         L->expert_bias = calloc((size_t)E, sizeof(float));
         if (!L->expert_bias) return rl_errf(b->e, RL_E_NOMEM, "out of memory");
@@ -179,7 +173,7 @@ static int bind_layer(binder *b, int l, rl_layer *L) {
     for (int x = 0; x < E; x++) {
         char pfx[512];
         snprintf(pfx, sizeof pfx, "model.layers.%d.mlp.experts.%d", l, x);
-        TRY(bind_swiglu(b, pfx, I, hid, &L->e_gate[x], &L->e_up[x], &L->e_down[x]));
+        RL_TRY(bind_swiglu(b, pfx, I, hid, &L->e_gate[x], &L->e_up[x], &L->e_down[x]));
     }
     if (c->num_shared_experts > 0) {
         /* The shared expert's width is read from its tensor (SPEC §2). */
@@ -194,7 +188,7 @@ static int bind_layer(binder *b, int l, rl_layer *L) {
         L->has_shared = true;
         char pfx[512];
         snprintf(pfx, sizeof pfx, "model.layers.%d.mlp.shared_experts", l);
-        TRY(bind_swiglu(b, pfx, (int)t->shape[0], hid, &L->s_gate, &L->s_up, &L->s_down));
+        RL_TRY(bind_swiglu(b, pfx, (int)t->shape[0], hid, &L->s_gate, &L->s_up, &L->s_down));
     }
     return RL_OK;
 #undef NAME
