@@ -8,7 +8,10 @@ cache_prompt false (every turn prefills its whole history) and true (a turn
 starts from the snapshot of the longest cached prefix). Reports, per mode,
 the prompt tokens, the prompt tokens taken from the cache (the server's
 usage.prompt_tokens_details.cached_tokens) and the time to first token
-(median and p90 over the turns after the first). Conversations run one
+(median and p90 over the turns after the first); and, for the first turns of
+conversations 2..K, which can reuse only the shared system prompt (the
+shared-system-prompt trace), the tokens from the cache and the TTFT median.
+Conversations run one
 after another, so TTFT is the prefill of one request, not queueing.
     bench/serve_multiturn.py --url http://127.0.0.1:8080 -k 4 -t 6 -n 32"""
 import argparse
@@ -52,7 +55,11 @@ def turn(host, port, messages, n, cache, seed):
 
 
 def run(host, port, k, t, n, cache, system):
+    """Totals over all turns, TTFTs of turns 2..t, and the first turns of
+    conversations 2..k (the shared system prompt is all they can reuse):
+    their prompt tokens, cached tokens and TTFTs."""
     ttfts, prompt, cached = [], 0, 0
+    first = {"prompt": 0, "cached": 0, "ttfts": []}
     for conv in range(k):
         msgs = [{"role": "system", "content": system}]
         for i in range(t):
@@ -63,7 +70,12 @@ def run(host, port, k, t, n, cache, system):
             cached += usage["prompt_tokens_details"]["cached_tokens"]
             if i > 0 and ttft is not None:
                 ttfts.append(ttft)
-    return prompt, cached, ttfts
+            if i == 0 and conv > 0:
+                first["prompt"] += usage["prompt_tokens"]
+                first["cached"] += usage["prompt_tokens_details"]["cached_tokens"]
+                if ttft is not None:
+                    first["ttfts"].append(ttft)
+    return prompt, cached, ttfts, first
 
 
 def main():
@@ -79,19 +91,23 @@ def main():
     system = "You are a patient historian who answers plainly. " + "Mind the record and the sources. " * (a.system_words // 6)
     rows = []
     for cache in (False, True):
-        prompt, cached, ttfts = run(u.hostname, u.port, a.k, a.t, a.n, cache, system)
+        prompt, cached, ttfts, first = run(u.hostname, u.port, a.k, a.t, a.n, cache, system)
         rows.append({"cache": cache, "prompt_tokens": prompt, "cached_tokens": cached,
-                     "ttft_p50_ms": 1e3 * pct(ttfts, 50), "ttft_p90_ms": 1e3 * pct(ttfts, 90), "turns": len(ttfts)})
+                     "ttft_p50_ms": 1e3 * pct(ttfts, 50), "ttft_p90_ms": 1e3 * pct(ttfts, 90), "turns": len(ttfts),
+                     "first_prompt_tokens": first["prompt"], "first_cached_tokens": first["cached"],
+                     "first_ttft_p50_ms": 1e3 * pct(first["ttfts"], 50), "first_turns": len(first["ttfts"])})
     if a.json:
         for r in rows:
             print(json.dumps(r))
         return
-    print("| prefix cache | prompt tokens | from the cache | share skipped | TTFT p50 ms | TTFT p90 ms |")
-    print("|---|---|---|---|---|---|")
+    print("| prefix cache | prompt tokens | from the cache | share skipped | TTFT p50 ms | TTFT p90 ms "
+          "| first turns: skipped | first turns: TTFT p50 ms |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print("| %s | %d | %d | %.1f%% | %.1f | %.1f |" % ("on" if r["cache"] else "off", r["prompt_tokens"],
-                                                        r["cached_tokens"], 100.0 * r["cached_tokens"] / r["prompt_tokens"],
-                                                        r["ttft_p50_ms"], r["ttft_p90_ms"]))
+        print("| %s | %d | %d | %.1f%% | %.1f | %.1f | %d / %d | %.1f |" % (
+            "on" if r["cache"] else "off", r["prompt_tokens"], r["cached_tokens"],
+            100.0 * r["cached_tokens"] / r["prompt_tokens"], r["ttft_p50_ms"], r["ttft_p90_ms"],
+            r["first_cached_tokens"], r["first_prompt_tokens"], r["first_ttft_p50_ms"]))
 
 
 if __name__ == "__main__":

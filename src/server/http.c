@@ -487,6 +487,45 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void sse_free(void *cls) { gen_free(cls); }
 
+static bool is_system_role(const json_t *m) {
+    const char *role = json_string_value(json_object_get(m, "role"));
+    return role && (!strcmp(role, "system") || !strcmp(role, "developer"));
+}
+
+/* Tokens of the chat prompt ids[0..n) that belong to its leading system and
+ * developer messages: the common prefix of ids and the same template
+ * rendering those messages alone. Comparing token ids rather than trusting
+ * the second rendering keeps this right whatever the template does (text
+ * added only after a user turn, a date, merges across the boundary): the
+ * result is always a prefix of this prompt, and two conversations with the
+ * same system part get the same prefix. 0 when there is none or it cannot
+ * be rendered; it only decides where the scheduler pauses prefill for a
+ * prefix-cache snapshot, never what is computed. */
+static int system_prefix_tokens(rl_server *S, const json_t *messages, const rl_chat_opts *co, const int32_t *ids,
+                                size_t n) {
+    size_t k = 0;
+    while (k < json_array_size(messages) && is_system_role(json_array_get(messages, k))) k++;
+    if (k == 0) return 0;
+    json_t *sys = json_array();
+    for (size_t i = 0; sys && i < k; i++) json_array_append(sys, json_array_get(messages, i));
+    rl_chat_opts o = *co;
+    o.add_generation_prompt = false;
+    char *text = NULL;
+    size_t len = 0;
+    int32_t *sids = NULL;
+    size_t ns = 0, common = 0;
+    rl_err e = {0};
+    pthread_mutex_lock(&S->tpl_mu);
+    int rc = sys ? rl_chat_template_apply(S->tpl, sys, &o, &text, &len, &e) : 1;
+    pthread_mutex_unlock(&S->tpl_mu);
+    json_decref(sys);
+    if (!rc && !rl_tok_encode(S->tok, text, len, false, &sids, &ns, &e))
+        while (common < ns && common < n && sids[common] == ids[common]) common++;
+    free(text);
+    free(sids);
+    return (int)common;
+}
+
 static enum MHD_Result ep_generate(rl_server *S, struct MHD_Connection *c, conn *k, int kind) {
     enum MHD_Result ret;
     json_t *b = parse_body(S, c, k, &ret);
@@ -503,6 +542,7 @@ static enum MHD_Result ep_generate(rl_server *S, struct MHD_Connection *c, conn 
     size_t n = 0;
     rl_err e = {0};
     bool in_think = false;
+    int n_sys = 0;
     if (kind == RL_API_CHAT) {
         if (!S->tpl) {
             ret = send_error(S, c, 400, RL_OUT_BAD_REQUEST, "messages", "the model has no chat template; use /v1/completions");
@@ -527,6 +567,7 @@ static enum MHD_Result ep_generate(rl_server *S, struct MHD_Connection *c, conn 
             ret = send_error(S, c, 400, RL_OUT_BAD_REQUEST, "messages", "%s", e.msg);
             goto out;
         }
+        if (ar.gp.cache_prompt) n_sys = system_prefix_tokens(S, ar.messages, &co, ids, n);
     } else if (ar.prompt_text) {
         if (rl_tok_encode(S->tok, ar.prompt_text, ar.prompt_len, true, &ids, &n, &e)) {
             ret = send_error(S, c, 400, RL_OUT_BAD_REQUEST, "prompt", "%s", e.msg);
@@ -567,6 +608,7 @@ static enum MHD_Result ep_generate(rl_server *S, struct MHD_Connection *c, conn 
         goto out;
     }
     ids = NULL;
+    r->n_sys = n_sys;
     memset(&ar.gp, 0, sizeof ar.gp); /* the request owns the stop strings now */
     g->S = S;
     g->r = r;

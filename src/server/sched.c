@@ -453,6 +453,27 @@ static rl_req *q_pop(rl_sched *S) {
     return r;
 }
 
+static int chunk_floor(int n) { return n - n % RL_CHUNK; }
+
+/* Where the slot's prefill should pause next so that the step ends on a
+ * chunk boundary worth a snapshot (snapshots are taken only after a step
+ * that leaves the slot on a boundary): the last boundary of the system part,
+ * which other conversations share, then the last boundary of the prompt,
+ * which the next turn of this conversation extends. 0: no pause ahead. A
+ * pause never changes the result (DESIGN.md §2.4: any split of a sequence
+ * into steps gives the same logits); it costs one more step. */
+static int snapshot_cut(const rl_sched *S, const sslot *sl) {
+    const rl_req *r = sl->r;
+    if (!S->pc.max_bytes || !r->gp.cache_prompt) return 0;
+    int sys = r->n_sys > 0 && r->n_sys < r->n_prompt ? r->n_sys : 0;
+    int cuts[2] = {chunk_floor(sys), chunk_floor(r->n_prompt)};
+    for (int i = 0; i < 2; i++)
+        /* a boundary at the prompt's end needs no pause: the final piece
+         * ends there and is snapshotted like any other step */
+        if (cuts[i] > sl->s.pos && cuts[i] < r->n_prompt) return cuts[i];
+    return 0;
+}
+
 static int cmp_order(const void *a, const void *b) {
     const sslot *x = *(sslot *const *)a, *y = *(sslot *const *)b;
     return x->order < y->order ? -1 : x->order > y->order;
@@ -528,6 +549,8 @@ static void *run(void *arg) {
             sslot *sl = pre[k];
             int pos = sl->s.pos, rem = sl->r->n_prompt - pos;
             int n = rem < budget ? rem : budget;
+            int cut = snapshot_cut(S, sl);
+            if (cut && cut - pos < n) n = cut - pos;
             if (n < rem) { /* end non-final pieces on a chunk boundary (prefix snapshots) */
                 int end = pos + n, al = end - end % RL_CHUNK;
                 if (al > pos) n = al - pos;

@@ -47,6 +47,9 @@ typedef struct rl_req {
     /* set before submit, then read-only */
     int32_t *prompt;
     int n_prompt;
+    int n_sys; /* prompt[0..n_sys) is the rendered system part of a chat (0: none
+                * known); its last chunk boundary gets a snapshot for other
+                * conversations that share it */
     rl_gen_params gp;
     double t_arrival;
     /* output, guarded by mu */
