@@ -132,6 +132,7 @@ int cmd_generate(int argc, char **argv) {
     }
     double t2 = app_now();
     printf("\n");
+    fflush(stdout); /* the text ends its line before the timings on stderr */
     fprintf(stderr, "prefill: %d tokens in %.3f s (%.2f tokens/s)\n", n, t1 - t0, n / (t1 - t0));
     if (gen > 1)
         fprintf(stderr, "decode:  %d tokens in %.3f s (%.2f tokens/s)\n", gen - 1, t2 - t1,
