@@ -9,7 +9,7 @@
 
 #include "engine/logprob.h"
 #include "ops/ops.h"
-#include "server/kvbudget.h"
+#include "server/admission.h"
 #include "server/pcache.h"
 #include "server/stopstr.h"
 
@@ -110,7 +110,6 @@ typedef struct sslot {
     rl_stopstr ss;
     double t_last;
     uint64_t order;
-    int kv_end; /* positions promised (kvbudget.h) */
 } sslot;
 
 struct rl_sched {
@@ -133,8 +132,7 @@ struct rl_sched {
     rl_span *spans;
     int *span_slot;
     uint64_t admitted;
-    int kv_budget; /* pages; 0: no budget (unbounded, or no softmax layers) */
-    double kv_gauges_t; /* last kv_gauges update */
+    rl_admission adm; /* the KV page budget's promises (admission.h) */
 };
 
 static bool is_stop_id(const rl_sched *S, int id) {
@@ -191,6 +189,7 @@ static void finish_slot(rl_sched *S, sslot *sl, int reason, const char *msg, boo
     rl_stopstr_free(&sl->ss);
     rl_slot_reset(&sl->s, &S->eng->pool);
     sl->r = NULL;
+    rl_admission_release(&S->adm, (int)(sl - S->sl));
     finish_req(S, r, reason, msg);
 }
 
@@ -200,7 +199,7 @@ static void admit(rl_sched *S, sslot *sl, rl_req *r) {
     sl->decoding = 0;
     sl->order = ++S->admitted;
     sl->t_last = 0;
-    sl->kv_end = (int)rl_kv_positions(r->n_prompt, r->gp.max_tokens, S->o.n_ctx);
+    rl_admission_promise(&S->adm, (int)(sl - S->sl), &sl->s, r);
     rl_slot_reset(&sl->s, &S->eng->pool);
     int cached = 0;
     if (r->gp.cache_prompt && S->pc.max_bytes) {
@@ -291,8 +290,6 @@ static void on_logits(rl_sched *S, sslot *sl) {
     sl->decoding = 1;
 }
 
-/* ---- KV page budget (kvbudget.h) ---------------------------------------- */
-
 static rl_req *q_pop(rl_sched *S);
 
 static int busy_slots(const rl_sched *S) {
@@ -301,113 +298,8 @@ static int busy_slots(const rl_sched *S) {
     return busy;
 }
 
-/* Pages the running requests may still allocate within their promises. */
-static int kv_promised(const rl_sched *S) {
-    int p = 0;
-    for (int i = 0; i < S->o.n_slots; i++) {
-        const sslot *sl = &S->sl[i];
-        int k = sl->r ? rl_kv_pages_for(sl->kv_end) - sl->s.n_pages : 0;
-        p += k > 0 ? k : 0;
-    }
-    return p;
-}
-
-/* New pages writing positions [pos, pos + n) of the slot takes. */
-static int kv_pages_to_write(const rl_sched *S, const sslot *sl, int n) {
-    int k = rl_kv_pages_for((long long)sl->s.pos + n) - sl->s.n_pages;
-    if (k < 0) k = 0;
-    /* a shared, partly filled page is copied before it is written; snapshots
-     * are taken at page boundaries so this does not happen today, but the
-     * count must stay true if it ever does */
-    int pg = sl->s.pos / RL_KV_PAGE;
-    if (sl->s.pos % RL_KV_PAGE && pg < sl->s.n_pages && S->eng->pool.refs[sl->s.pages[pg]] > 1) k++;
-    return k;
-}
-
-/* Whether the request at the head of the queue can start now: 1 (room
- * made, evicting snapshots if needed), 0 (wait: running requests hold the
- * pages), -1 (it never fits; rl_sched_kv_check refuses those first). */
-static int kv_admissible(rl_sched *S, const rl_req *r) {
-    if (!S->kv_budget) return 1;
-    int total = rl_kv_pages_for(rl_kv_positions(r->n_prompt, r->gp.max_tokens, S->o.n_ctx));
-    const rl_pcache_entry *x =
-        r->gp.cache_prompt && S->pc.max_bytes ? rl_pcache_find(&S->pc, r->prompt, r->n_prompt - 1) : NULL;
-    int need = total - (x ? x->snap.n_pages : 0);
-    int have = rl_kv_free_pages(&S->eng->pool) - kv_promised(S);
-    if (rl_kv_make_room(&S->pc, have, need, x ? x->toks : NULL) >= need) return 1;
-    if (busy_slots(S)) return 0;
-    /* nothing runs, so nothing will free pages: the snapshot it would have
-     * started from may go too */
-    have = rl_kv_free_pages(&S->eng->pool) - kv_promised(S);
-    return rl_kv_make_room(&S->pc, have, total, NULL) >= total ? 1 : -1;
-}
-
-/* Before a step: may the slot write n more positions? Within its promise it
- * always may; beyond it (max_tokens unbounded) only from pages nobody was
- * promised, evicting snapshots first. planned_*: pages the step's earlier
- * spans will take (all of them, and those beyond their promises). */
-static bool kv_may_write(rl_sched *S, const sslot *sl, int n, int *planned, int *planned_extra) {
-    if (!S->kv_budget) return true;
-    int k = kv_pages_to_write(S, sl, n);
-    if (k == 0) return true;
-    int prom = rl_kv_pages_for(sl->kv_end) - sl->s.n_pages;
-    int extra = k - (prom > 0 ? (prom < k ? prom : k) : 0);
-    for (int pass = 0; pass < 2; pass++) {
-        int phys = rl_kv_free_pages(&S->eng->pool) - *planned;
-        int unprom = rl_kv_free_pages(&S->eng->pool) - kv_promised(S) - *planned_extra;
-        int deficit = extra - unprom > k - phys ? extra - unprom : k - phys;
-        if (deficit <= 0) {
-            *planned += k;
-            *planned_extra += extra;
-            return true;
-        }
-        if (pass == 0 && rl_kv_make_room(&S->pc, 0, deficit, NULL) < deficit) break;
-    }
-    return false;
-}
-
-/* The KV gauges of /metrics. Counting snapshot-only pages walks every
- * snapshot, so while requests run it is done at most every 50 ms; when the
- * server goes idle the figures are always brought up to date. */
-static void kv_gauges(rl_sched *S) {
-    double t = now_s();
-    if (busy_slots(S) && t - S->kv_gauges_t < 0.05) return;
-    S->kv_gauges_t = t;
-    const rl_kv_pool *p = &S->eng->pool;
-    int used = p->n_pages - p->n_free;
-    int only = rl_pcache_freeable_pages(&S->pc, NULL);
-    int prom = S->kv_budget ? kv_promised(S) : 0;
-    pthread_mutex_lock(&S->mx->mu);
-    S->mx->kv_total = S->kv_budget;
-    S->mx->kv_used = used;
-    S->mx->kv_free = S->kv_budget ? rl_kv_free_pages(p) : 0;
-    S->mx->kv_promised = prom;
-    S->mx->kv_cache_only = only;
-    pthread_mutex_unlock(&S->mx->mu);
-}
-
-static void kv_count(rl_sched *S, uint64_t *counter) {
-    pthread_mutex_lock(&S->mx->mu);
-    (*counter)++;
-    pthread_mutex_unlock(&S->mx->mu);
-}
-
 int rl_sched_kv_check(const rl_sched *S, int n_prompt, int max_tokens, char *msg, size_t len) {
-    if (!S->kv_budget) return 0;
-    long long pos = rl_kv_positions(n_prompt, max_tokens, S->o.n_ctx);
-    int need = rl_kv_pages_for(pos);
-    if (need <= S->kv_budget) return 0;
-    if (max_tokens > 0)
-        snprintf(msg, len,
-                 "the request needs %d KV pages of %d positions (%d prompt tokens + max_tokens %d) but the server's "
-                 "KV budget is %d pages (%lld positions, --kv-pages); lower max_tokens or shorten the prompt",
-                 need, RL_KV_PAGE, n_prompt, max_tokens, S->kv_budget, (long long)S->kv_budget * RL_KV_PAGE);
-    else
-        snprintf(msg, len,
-                 "the prompt needs %d KV pages of %d positions (%d tokens) but the server's KV budget is %d pages "
-                 "(%lld positions, --kv-pages); shorten the prompt",
-                 need, RL_KV_PAGE, n_prompt, S->kv_budget, (long long)S->kv_budget * RL_KV_PAGE);
-    return 1;
+    return rl_admission_check(&S->adm, n_prompt, max_tokens, msg, len);
 }
 
 /* Moves waiting requests into free slots, in arrival order, while their KV
@@ -422,12 +314,8 @@ static void admit_waiting(rl_sched *S) {
         pthread_mutex_unlock(&S->mu);
         if (!r) return;
         bool cancelled = atomic_load(&r->cancel);
-        int fit = cancelled ? 0 : kv_admissible(S, r);
-        if (!cancelled && fit == 0) {
-            if (!r->kv_waited) kv_count(S, &S->mx->kv_deferred);
-            r->kv_waited = true;
-            return;
-        }
+        int fit = cancelled ? 0 : rl_admission_try(&S->adm, r);
+        if (!cancelled && fit == 0) return; /* the head waits for pages */
         pthread_mutex_lock(&S->mu);
         q_pop(S);
         pthread_mutex_unlock(&S->mu);
@@ -527,7 +415,8 @@ static void *run(void *arg) {
                 finish_slot(S, &S->sl[i], RL_FIN_CANCELLED, "cancelled", false);
 
         /* the step: decode tokens first, then prefill pieces in arrival order */
-        int ns = 0, budget = S->o.batch_tokens, n_pre = 0, planned = 0, planned_extra = 0;
+        int ns = 0, budget = S->o.batch_tokens, n_pre = 0;
+        rl_kv_plan plan = {0};
         for (int i = 0; i < S->o.n_slots; i++) {
             sslot *sl = &S->sl[i];
             if (!sl->r) continue;
@@ -535,8 +424,7 @@ static void *run(void *arg) {
                 pre[n_pre++] = sl;
                 continue;
             }
-            if (!kv_may_write(S, sl, 1, &planned, &planned_extra)) { /* out of KV pages */
-                kv_count(S, &S->mx->kv_truncated);
+            if (!rl_admission_may_write(&S->adm, i, 1, &plan)) { /* out of KV pages */
                 finish_slot(S, sl, RL_FIN_LENGTH, NULL, true);
                 continue;
             }
@@ -555,8 +443,7 @@ static void *run(void *arg) {
                 int end = pos + n, al = end - end % RL_CHUNK;
                 if (al > pos) n = al - pos;
             }
-            if (!kv_may_write(S, sl, n, &planned, &planned_extra)) { /* cannot happen: within the promise */
-                kv_count(S, &S->mx->kv_truncated);
+            if (!rl_admission_may_write(&S->adm, (int)(sl - S->sl), n, &plan)) { /* cannot happen: within the promise */
                 finish_slot(S, sl, RL_FIN_LENGTH, NULL, true);
                 continue;
             }
@@ -566,7 +453,7 @@ static void *run(void *arg) {
             budget -= n;
         }
         if (ns == 0) {
-            kv_gauges(S);
+            rl_admission_gauges(&S->adm);
             continue;
         }
         int tokens = 0;
@@ -592,7 +479,7 @@ static void *run(void *arg) {
             }
             if (sp->want == RL_LOGITS_LAST) on_logits(S, sl);
         }
-        kv_gauges(S);
+        rl_admission_gauges(&S->adm);
         pthread_mutex_lock(&S->mu);
         update_gauges(S); /* requests that just finished free their slots */
         pthread_mutex_unlock(&S->mu);
@@ -616,7 +503,6 @@ int rl_sched_start(rl_engine *eng, const rl_tok *tok, const int32_t *stop_ids, i
     S->V = eng->m->cfg.vocab_size;
     S->n_valid = rl_tok_vocab_size(tok) < S->V ? rl_tok_vocab_size(tok) : S->V;
     eng->pool.max_pages = o->kv_pages > 0 ? o->kv_pages : 0;
-    S->kv_budget = rl_kv_budget_on(&eng->pool) ? eng->pool.max_pages : 0;
     pthread_mutex_init(&S->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -629,6 +515,7 @@ int rl_sched_start(rl_engine *eng, const rl_tok *tok, const int32_t *stop_ids, i
     S->spans = calloc((size_t)o->n_slots, sizeof *S->spans);
     S->span_slot = calloc((size_t)o->n_slots, sizeof *S->span_slot);
     int rc = (!S->q || !S->sl || !S->spans || !S->span_slot) ? rl_errf(e, RL_E_NOMEM, "out of memory") : 0;
+    if (!rc) rc = rl_admission_init(&S->adm, &eng->pool, &S->pc, mx, o->n_ctx, o->n_slots, e);
     for (int i = 0; !rc && i < o->n_slots; i++) {
         rc = rl_slot_init(&S->sl[i].s, eng->m, e);
         if (rc) break;
@@ -644,6 +531,7 @@ int rl_sched_start(rl_engine *eng, const rl_tok *tok, const int32_t *stop_ids, i
             free(S->sl[i].held);
             free(S->sl[i].logits);
         }
+        rl_admission_free(&S->adm);
         free(S->q); free(S->sl); free(S->spans); free(S->span_slot);
         free(S);
         return rc;
@@ -690,6 +578,7 @@ void rl_sched_stop(rl_sched *S, double grace_s) {
     }
     while (S->q_n) finish_req(S, q_pop(S), RL_FIN_CANCELLED, "server shutting down");
     rl_pcache_free(&S->pc);
+    rl_admission_free(&S->adm);
     pthread_mutex_destroy(&S->mu);
     pthread_cond_destroy(&S->cv);
     free(S->q); free(S->sl); free(S->spans); free(S->span_slot);
