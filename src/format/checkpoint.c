@@ -297,3 +297,18 @@ const rl_tensor *rl_checkpoint_find(const rl_checkpoint *c, const char *name) {
         bsearch(&kp, c->by_name, (size_t)c->n_tensors, sizeof *c->by_name, cmp_tensor_ptr);
     return r ? *r : NULL;
 }
+
+int rl_mkdir_p(const char *dir, rl_err *e) {
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+        return rl_errf(e, RL_E_ARG, "%s: path too long", dir);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            mkdir(p, 0755);
+            *s = '/';
+        }
+    if (mkdir(p, 0755) != 0 && errno != EEXIST)
+        return rl_errf(e, RL_E_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+    return RL_OK;
+}

@@ -28,4 +28,8 @@ void rl_checkpoint_close(rl_checkpoint *c);
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 int rl_read_file(const char *path, char **out, size_t *len, rl_err *e);
 
+/* Creates dir and its missing parents (an existing dir is fine), for the
+ * checkpoint writers. */
+int rl_mkdir_p(const char *dir, rl_err *e);
+
 #endif

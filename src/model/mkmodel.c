@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "format/checkpoint.h"
 #include "format/safetensors.h"
 #include "tokenizer/tokenizer_write.h"
 
@@ -226,20 +227,6 @@ static int fill(void *vctx, int index, void *buf, size_t nbytes, rl_err *e) {
     return RL_OK;
 }
 
-static int mkdir_p(const char *dir, rl_err *e) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            mkdir(p, 0755);
-            *s = '/';
-        }
-    if (mkdir(p, 0755) != 0 && errno != EEXIST)
-        return rl_errf(e, RL_E_IO, "%s: cannot create directory: %s", dir, strerror(errno));
-    return RL_OK;
-}
-
 static int write_text(const char *path, const char *text, rl_err *e) {
     FILE *f = fopen(path, "w");
     if (!f) return rl_errf(e, RL_E_IO, "%s: cannot write: %s", path, strerror(errno));
@@ -316,7 +303,7 @@ int rl_mkmodel(const rl_config *cfg_in, const char *dir, const rl_mkmodel_opts *
     if (o->shards < 1 || o->shards > 9999) return rl_errf(e, RL_E_ARG, "shards must be in 1..9999");
     if (o->router_dtype != RL_F32 && o->router_dtype != RL_BF16)
         return rl_errf(e, RL_E_ARG, "router dtype must be F32 or BF16");
-    int rc = mkdir_p(dir, e);
+    int rc = rl_mkdir_p(dir, e);
     if (rc) return rc;
     gen_list g = {0};
     if (build_list(c, o, &g)) {

@@ -10,19 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int mkdir_p(const char *dir, rl_err *e) {
-    char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            mkdir(p, 0755);
-            *s = '/';
-        }
-    if (mkdir(p, 0755) != 0 && errno != EEXIST)
-        return rl_errf(e, RL_E_IO, "%s: cannot create directory: %s", dir, strerror(errno));
-    return RL_OK;
-}
+#include "format/checkpoint.h"
 
 /* Writes text to path atomically. */
 static int write_atomic(const char *path, const char *text, size_t n, rl_err *e) {
@@ -183,7 +171,7 @@ static int save_optimizer(const char *dir, const rl_model *m, const rl_adamw *op
 
 int rl_train_save(const char *dir, const rl_model *m, const rl_adamw *opt, const rl_train_state *st,
                   const char *const *copy_files, const char *config_json, rl_err *e) {
-    int rc = mkdir_p(dir, e);
+    int rc = rl_mkdir_p(dir, e);
     if (rc) return rc;
     if ((rc = save_model(dir, m, opt, st->step, e))) return rc;
     for (int i = 0; copy_files && copy_files[i]; i++) {
