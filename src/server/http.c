@@ -567,7 +567,9 @@ static enum MHD_Result ep_generate(rl_server *S, struct MHD_Connection *c, conn 
             ret = send_error(S, c, 400, RL_OUT_BAD_REQUEST, "messages", "%s", e.msg);
             goto out;
         }
-        if (ar.gp.cache_prompt) n_sys = system_prefix_tokens(S, ar.messages, &co, ids, n);
+        /* one more template render + encode: only where a snapshot can be kept */
+        if (ar.gp.cache_prompt && rl_sched_prefix_cache_on(S->sched))
+            n_sys = system_prefix_tokens(S, ar.messages, &co, ids, n);
     } else if (ar.prompt_text) {
         if (rl_tok_encode(S->tok, ar.prompt_text, ar.prompt_len, true, &ids, &n, &e)) {
             ret = send_error(S, c, 400, RL_OUT_BAD_REQUEST, "prompt", "%s", e.msg);

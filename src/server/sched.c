@@ -302,6 +302,8 @@ int rl_sched_kv_check(const rl_sched *S, int n_prompt, int max_tokens, char *msg
     return rl_admission_check(&S->adm, n_prompt, max_tokens, msg, len);
 }
 
+bool rl_sched_prefix_cache_on(const rl_sched *S) { return S->o.cache_bytes > 0; }
+
 /* Moves waiting requests into free slots, in arrival order, while their KV
  * pages fit; the head of the queue waits for pages (no overtaking, so a
  * large request cannot starve). */

@@ -96,6 +96,9 @@ int rl_sched_submit(rl_sched *s, rl_req *r, rl_err *e);
 int rl_sched_kv_check(const rl_sched *s, int n_prompt, int max_tokens, char *msg, size_t len);
 /* Stops taking requests; lets running and queued ones finish for up to
  * grace_s seconds, then cancels the rest; joins the thread and frees. */
+/* Whether the prefix cache has a budget (otherwise snapshot boundaries are
+ * worth nothing and requests need not find them). */
+bool rl_sched_prefix_cache_on(const rl_sched *s);
 void rl_sched_stop(rl_sched *s, double grace_s);
 
 #endif
