@@ -24,6 +24,19 @@ def check(name, ok, detail=""):
     return ok
 
 
+def run_checked(f, *args):
+    """Runs one test function; an exception is a failed check (with its
+    traceback), so the remaining functions still run. Prints the time."""
+    t = time.time()
+    try:
+        f(*args)
+    except Exception as e:  # noqa: BLE001
+        import traceback
+        traceback.print_exc()
+        check(f.__name__ + " raised", False, repr(e))
+    print("     (%s: %.1f s)" % (f.__name__, time.time() - t), flush=True)
+
+
 def summary():
     p = sum(RESULTS)
     f = len(RESULTS) - p

@@ -13,7 +13,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serverlib import Server, check, make_model, summary  # noqa: E402
+from serverlib import Server, check, make_model, run_checked, summary  # noqa: E402
 
 T0 = time.time()
 BUDGET = 12  # pages of 64 positions: 768 positions shared by 8 slots
@@ -209,14 +209,7 @@ def test_cache_gives_way(model):
 def main():
     model = make_model("tiny")
     for f in (test_burst, test_unbounded, test_cache_gives_way):
-        t = time.time()
-        try:
-            f(model)
-        except Exception as e:  # noqa: BLE001
-            import traceback
-            traceback.print_exc()
-            check(f.__name__ + " raised", False, repr(e))
-        print("     (%s: %.1f s)" % (f.__name__, time.time() - t), flush=True)
+        run_checked(f, model)
     print("total %.1f s" % (time.time() - T0))
     return summary()
 

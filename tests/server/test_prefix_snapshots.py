@@ -14,7 +14,7 @@ import time
 import jinja2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serverlib import Server, check, make_model, summary  # noqa: E402
+from serverlib import Server, check, make_model, run_checked, summary  # noqa: E402
 
 T0 = time.time()
 CHUNK = 64
@@ -138,12 +138,7 @@ def test_snapshots(model):
 
 def main():
     model = make_model("tiny")
-    try:
-        test_snapshots(model)
-    except Exception as e:  # noqa: BLE001
-        import traceback
-        traceback.print_exc()
-        check("test_snapshots raised", False, repr(e))
+    run_checked(test_snapshots, model)
     print("(%.1f s)" % (time.time() - T0))
     return summary()
 

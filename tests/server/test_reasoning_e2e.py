@@ -14,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serverlib import RINGLM, TMP, Server, check, summary  # noqa: E402
+from serverlib import RINGLM, TMP, Server, check, run_checked, summary  # noqa: E402
 
 T0 = time.time()
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -122,12 +122,7 @@ def main():
         s = Server(model, "--parallel", "2")
         try:
             for f, conv in ((test_reasoning, convs[0]), (test_tool_call, convs[1])):
-                try:
-                    f(s, model, conv)
-                except Exception as e:  # noqa: BLE001
-                    import traceback
-                    traceback.print_exc()
-                    check(f.__name__ + " raised", False, repr(e))
+                run_checked(f, s, model, conv)
             check("SIGTERM: exit 0", s.stop() == 0)
         finally:
             s.kill()

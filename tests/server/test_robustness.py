@@ -11,7 +11,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serverlib import Server, check, make_model, summary  # noqa: E402
+from serverlib import Server, check, make_model, run_checked, summary  # noqa: E402
 
 T0 = time.time()
 MSG = [{"role": "user", "content": "hi"}]
@@ -260,14 +260,7 @@ def main():
     finally:
         s.kill()
     for f in (test_queue_and_cancel, test_shutdown_under_load):
-        t = time.time()
-        try:
-            f(model)
-        except Exception as e:  # noqa: BLE001
-            import traceback
-            traceback.print_exc()
-            check(f.__name__ + " raised", False, repr(e))
-        print("     (%s: %.1f s)" % (f.__name__, time.time() - t), flush=True)
+        run_checked(f, model)
     print("total %.1f s" % (time.time() - T0))
     return summary()
 

@@ -10,7 +10,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serverlib import RINGLM, Server, check, make_model, summary  # noqa: E402
+from serverlib import RINGLM, Server, check, make_model, run_checked, summary  # noqa: E402
 
 T0 = time.time()
 
@@ -273,14 +273,7 @@ def main():
     s = Server(model, "--parallel", "4", "--batch-tokens", "96")
     try:
         for f in (test_schemas, test_streaming, test_stop_strings, test_concurrency, test_prefix_cache, test_metrics):
-            t = time.time()
-            try:
-                f(s)
-            except Exception as e:  # noqa: BLE001
-                import traceback
-                traceback.print_exc()
-                check(f.__name__ + " raised", False, repr(e))
-            print("     (%s: %.1f s)" % (f.__name__, time.time() - t), flush=True)
+            run_checked(f, s)
         rc = s.stop()
         check("SIGTERM when idle: exit 0", rc == 0, (rc, s.output()[-2000:]))
     finally:
