@@ -8,15 +8,11 @@ import shutil
 import subprocess
 import sys
 
-RINGLM = os.environ.get("RINGLM", "build/ringlm")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from appslib import RINGLM, check, summary  # noqa: E402
+
 TMP = os.environ.get("RL_TEST_TMP", "/tmp/rl_test_bytetok")
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-RESULTS = []
-
-
-def check(name, ok, detail=""):
-    RESULTS.append(ok)
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else ": " + detail))
 
 
 TEXTS = ["", "Hello, world!", "  two  spaces\n\nand lines\t", "naïve café — 東京 🚀👩‍👩‍👧",
@@ -57,8 +53,7 @@ def main():
     want_t = ("<role>SYSTEM</role>S<|role_end|><role>HUMAN</role>U<|role_end|><role>ASSISTANT</role>A"
               "<|role_end|><role>HUMAN</role>V<|role_end|><role>ASSISTANT</role>")
     check("chat template renders the Ring format", t.stdout == want_t, repr(t.stdout) + t.stderr)
-    print("%d passed, %d failed" % (sum(RESULTS), len(RESULTS) - sum(RESULTS)))
-    return 0 if all(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":

@@ -4,22 +4,13 @@ renders its template and answers. (What the text says is not tested: a
 trained model's output is no property to assert; its validation loss is in
 models/tiny/train.out.)"""
 import os
-import subprocess
 import sys
 
-RINGLM = os.environ.get("RINGLM", "build/ringlm")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from appslib import check, run, summary  # noqa: E402
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 M = os.path.join(ROOT, "models", "tiny")
-RESULTS = []
-
-
-def check(name, ok, detail=""):
-    RESULTS.append(ok)
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else ": " + detail))
-
-
-def run(args, stdin=None):
-    return subprocess.run([RINGLM] + args, input=stdin, capture_output=True, text=True)
 
 
 def main():
@@ -37,8 +28,7 @@ def main():
     check("chat renders the Ring template and answers",
           c.returncode == 0 and "<role>HUMAN</role>Who made the light?<|role_end|><role>ASSISTANT</role>" in c.stderr,
           c.stderr[-400:])
-    print("%d passed, %d failed" % (sum(RESULTS), len(RESULTS) - sum(RESULTS)))
-    return 0 if all(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":

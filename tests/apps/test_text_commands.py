@@ -6,26 +6,16 @@ template (../shared/data), so the text is random but every path is real."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
 
-RINGLM = os.environ.get("RINGLM", "build/ringlm")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from appslib import check, run, summary  # noqa: E402
+
 TMP = os.environ.get("RL_TEST_TMP", "/tmp/rl_test_text")
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "data"))
-
-RESULTS = []
-
-
-def check(name, ok, detail=""):
-    RESULTS.append(ok)
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else ": " + detail))
-
-
-def run(args, stdin=None):
-    return subprocess.run([RINGLM] + args, input=stdin, capture_output=True, text=True)
 
 
 def main():
@@ -106,8 +96,7 @@ def main():
     check("generate -p without tokenizer.json fails clearly", r.returncode == 1 and "tokenizer.json" in r.stderr, r.stderr)
     r = run(["generate", "-m", d, "-p", "hi", "--ids", "1"])
     check("-p and --ids together are refused", r.returncode == 1 and "one of them" in r.stderr, r.stderr)
-    print("%d passed, %d failed" % (sum(RESULTS), len(RESULTS) - sum(RESULTS)))
-    return 0 if all(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":
