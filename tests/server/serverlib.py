@@ -149,6 +149,17 @@ class Server:
             out[k] = float(v)
         return out
 
+    def metrics_idle(self, timeout=10):
+        """Metrics once no slot is busy and nothing waits: a response reaches
+        the client before the scheduler has released its slot and refreshed
+        its gauges, so a read right after it can see the request running."""
+        end = time.time() + timeout
+        while True:
+            m = self.metrics()
+            if (m.get("ringlm_slots_busy") == 0 and m.get("ringlm_queue_depth") == 0) or time.time() > end:
+                return m
+            time.sleep(0.02)
+
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.p.poll() is None:
             self.p.send_signal(sig)

@@ -114,7 +114,7 @@ def test_burst(model):
         bad = [(k, got[k], want[k]) for k in range(len(bodies)) if not same(got[k], want[k])]
         check("%d concurrent requests under a %d-page budget: all complete, each == its sequential twin "
               "(text + log-probs)" % (len(bodies), BUDGET), not bad, bad[:2])
-        m = s.metrics()
+        m = s.metrics_idle()
         check("requests waited for pages (metrics)", m.get("ringlm_kv_deferred_requests_total", 0) >= 1, m)
         check("pages in use never above the budget (peak %d of %d)" % (peak[0], BUDGET),
               0 < peak[0] <= BUDGET and m["ringlm_kv_pages_total"] == BUDGET, peak)
@@ -154,7 +154,7 @@ def test_unbounded(model):
     try:
         usage = []
         got = concurrently(s, bodies, usage=usage)
-        m = s.metrics()
+        m = s.metrics_idle()
         ok = all(isinstance(g, list) and g[2] == "length" for g in got)
         check("3 unbounded requests on 12 pages: all end with length", ok, got)
         if ok:
@@ -190,7 +190,7 @@ def test_cache_gives_way(model):
         b = {"messages": [{"role": "system", "content": system}, {"role": "user", "content": "q"}],
              "max_tokens": 4, "seed": 3}
         st, r = s.post("/v1/chat/completions", b)
-        m = s.metrics()
+        m = s.metrics_idle()
         check("snapshots hold pages after a request (cache-only pages)", st == 200 and
               m["ringlm_kv_pages_cache_only"] >= 4, m)
         st, r2 = s.post("/v1/chat/completions", b)
@@ -198,7 +198,7 @@ def test_cache_gives_way(model):
               r2["choices"][0]["message"] == r["choices"][0]["message"], (r2, r))
         # needs every page: the snapshots must give theirs up
         st, r3 = s.post("/v1/completions", {"prompt": "w" * 60, "max_tokens": 700, "seed": 4, "ignore_eos": True})
-        m2 = s.metrics()
+        m2 = s.metrics_idle()
         check("a request needing the whole budget evicts the snapshots and completes", st == 200 and
               r3["usage"]["completion_tokens"] == 700 and
               m2["ringlm_prefix_cache_evictions_total"] > m["ringlm_prefix_cache_evictions_total"], (st, m2))
