@@ -514,8 +514,8 @@ static int percent_format(ctx *C, const jnode *n, jv fmt, jv argv, jv *out) {
         int width = -1, prec = -1;
         bool zero = false, minus = false;
         while (c == '0' || c == '-') { if (c == '0') zero = true; else minus = true; if (++i >= len) return fail(C, n, "ValueError", "incomplete format"); c = p[i]; }
-        if (c >= '0' && c <= '9') { width = 0; while (i < len && p[i] >= '0' && p[i] <= '9') width = width * 10 + (p[i++] - '0'); if (i >= len) return fail(C, n, "ValueError", "incomplete format"); c = p[i]; }
-        if (c == '.') { prec = 0; i++; while (i < len && p[i] >= '0' && p[i] <= '9') prec = prec * 10 + (p[i++] - '0'); if (i >= len) return fail(C, n, "ValueError", "incomplete format"); c = p[i]; }
+        if (c >= '0' && c <= '9') { width = 0; while (i < len && p[i] >= '0' && p[i] <= '9') { width = width > 100000 ? width : width * 10 + (p[i] - '0'); i++; } if (i >= len) return fail(C, n, "ValueError", "incomplete format"); c = p[i]; }
+        if (c == '.') { prec = 0; i++; while (i < len && p[i] >= '0' && p[i] <= '9') { prec = prec > 100000 ? prec : prec * 10 + (p[i] - '0'); i++; } if (i >= len) return fail(C, n, "ValueError", "incomplete format"); c = p[i]; }
         if (width > 1000 || prec > 100) return fail(C, n, "ValueError", "format width too large (unsupported)");
         if (ai >= al->n) return fail(C, n, "TypeError", "not enough arguments for format string");
         jv v = al->v[ai++];
