@@ -43,6 +43,9 @@ def log(*a):
     print(*a, flush=True)
 
 
+SLEEP_CYCLES = 400_000  # ~0.2 ms at 2 GHz
+
+
 def median_ms(fn, reps=9, warm=2, setup=None):
     """CUDA-event median of fn(i) over reps, after warm calls."""
     for i in range(warm):
@@ -51,6 +54,10 @@ def median_ms(fn, reps=9, warm=2, setup=None):
     ts = []
     for i in range(reps):
         s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        # The stream sleeps while fn's launches are queued behind it, so the
+        # events time the GPU work, not the host's launch latency (tens of us
+        # through ctypes or Triton, more than a small decode kernel takes).
+        torch.cuda._sleep(SLEEP_CYCLES)
         s.record()
         fn(warm + i)
         e.record()

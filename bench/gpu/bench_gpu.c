@@ -176,6 +176,18 @@ static double decode_bytes(const counts *k, int B, double ctx) {
     return k->w_fixed + k->n_moe * uniq * k->w_expert + B * (k->state_seq + k->kv_tok * ctx);
 }
 
+/* RL_CUDA_PROFILE: the device time of each phase since the last reset, per
+ * `per` units (steps, or thousands of tokens), as one table row; resets. */
+static void print_profile(rl_cuda_engine *g, double per, const char *what) {
+    double pr[RL_CUDA_PROF_CATS], tot = 0;
+    rl_cuda_profile(g, pr, true);
+    for (int i = 0; i < RL_CUDA_PROF_CATS; i++) tot += pr[i];
+    printf("|   %s | %.2f ms |", what, 1e3 * tot / per);
+    for (int i = 0; i < RL_CUDA_PROF_CATS; i++)
+        if (pr[i] > 0) printf(" %s %.2f;", rl_cuda_prof_names[i], 1e3 * pr[i] / per);
+    printf(" | | |\n");
+}
+
 static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, int nb,
                      double budget, int stepsz, int det, double bw, double tflops) {
     char name[128];
@@ -227,6 +239,7 @@ static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, i
     if (rl_cuda_seq_new(g, &base, &e)) { printf("%s\n", e.msg); return 1; }
     printf("| test | tokens/s | floor tokens/s | %% of floor | note |\n|---|---|---|---|---|\n");
     double tt = 0;
+    rl_cuda_profile(g, NULL, true);
     for (int ci = 0; ci < nc; ci++) {
         int target = ctxs[ci];
         while (rl_cuda_seq_pos(base) < target && now() - start < budget * 0.5) {
@@ -248,6 +261,8 @@ static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, i
         printf("| pp%d | %.0f | %.0f | %.0f%% | %.1f s; %.3f PFLOP (%.0f%% softmax attention) in "
                "steps of %d |\n", target, target / tt, target / floor_s, 100 * floor_s / tt, tt,
                fl / 1e15, 100 * att / fl, stepsz);
+        if (getenv("RL_CUDA_PROFILE")) /* the tokens since the last row */
+            print_profile(g, (target - (ci ? ctxs[ci - 1] : 0)) / 1000.0, "device time per 1000 tokens");
         fflush(stdout);
         if (rl_cuda_seq_new(g, &snap[ci], &e) || rl_cuda_seq_fork(snap[ci], base, &e)) {
             printf("snapshot: %s\n", e.msg);
@@ -289,15 +304,7 @@ static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, i
                        "%.0f%% of the weight-bytes floor |\n",
                        B, ctx, tps, B / fl, 100 * fl / (td / 5), 1e3 * td / 5, by / 1e9, wfl * bw, 100 * wfl / (td / 5));
             }
-            if (ok && getenv("RL_CUDA_PROFILE")) {
-                double pr[RL_CUDA_PROF_CATS], tot = 0;
-                rl_cuda_profile(g, pr, true);
-                for (int i = 0; i < RL_CUDA_PROF_CATS; i++) tot += pr[i];
-                printf("|   device time per step | %.2f ms |", 1e3 * tot / 5);
-                for (int i = 0; i < RL_CUDA_PROF_CATS; i++)
-                    if (pr[i] > 0) printf(" %s %.2f;", rl_cuda_prof_names[i], 1e3 * pr[i] / 5);
-                printf(" | | |\n");
-            }
+            if (ok && getenv("RL_CUDA_PROFILE")) print_profile(g, 5, "device time per step");
             for (int i = 0; q && i < B; i++) rl_cuda_seq_free(q[i]);
             free(q);
             free(sp);

