@@ -307,23 +307,22 @@ __device__ __forceinline__ void tile_out(float (*acc)[4][4], const uint32_t (*pa
 }
 
 /* ---- 1. chunk contributions ------------------------------------------------
- * One warp per (span, segment, head, 16 rows d of U), all D columns. */
+ * A block per (span, segment, head), warp mt computing rows 16 mt.. of U, all
+ * D columns: the warps of a chunk share its keys and values through L1. */
 template <int D>
-__global__ void __launch_bounds__(32) lin_contrib(const float *__restrict__ qkv, int ldqkv,
+__global__ void __launch_bounds__(D * 2, 2) lin_contrib(const float *__restrict__ qkv, int ldqkv,
                                                   const rl_cu_span *__restrict__ spans,
                                                   const rl_cu_lin_state *__restrict__ states,
                                                   int H, const float *__restrict__ decay_pw,
                                                   float *__restrict__ W, int nseg_max) {
-    constexpr int MT = D / 16, NG = D / 32;
-    int x = blockIdx.x;
-    int mt = x % MT;
-    x /= MT;
+    constexpr int NG = D / 32;
+    int x = blockIdx.x, mt = threadIdx.x >> 5;
     int h = x % H, s = x / H;
     rl_cu_span sp = spans[blockIdx.y];
     Seg sg = seg_of(sp, s);
     if (s >= sg.ncomp) return;
     Rows R(qkv, ldqkv, states[sp.seq], sp, sg, H, h, D);
-    int lane = threadIdx.x, g = lane >> 2, t = lane & 3;
+    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     float acc[NG][4][4];
     contrib_groups<NG>(acc, R, decay_pw + h * (CH + 1), mt, 0, g, t);
     float *U = W + ws_index(blockIdx.y, s, nseg_max, H, h, D);
@@ -378,28 +377,25 @@ __global__ void lin_scan(const rl_cu_span *__restrict__ spans,
 }
 
 /* ---- 3. outputs --------------------------------------------------------------
- * One warp per (span, segment, head, 16-row tile mt of the chunk, 64 output
- * columns). */
+ * A block per (span, segment, head); a warp per (16-row tile mt of the chunk,
+ * 64 output columns), sharing the chunk's keys, values and state via L1. */
 template <int D>
-__global__ void __launch_bounds__(32) lin_out(const float *__restrict__ qkv, int ldqkv,
+__global__ void __launch_bounds__(D * 2, 2) lin_out(const float *__restrict__ qkv, int ldqkv,
                                               float *__restrict__ o, int ldo,
                                               const rl_cu_span *__restrict__ spans,
                                               const rl_cu_lin_state *__restrict__ states, int H,
                                               const float *__restrict__ decay_pw, float scale,
                                               const float *__restrict__ W, int nseg_max) {
     constexpr int NH = D / 64; /* column blocks of 64 = 2 groups */
-    int x = blockIdx.x;
-    int hf = x % NH;
-    x /= NH;
-    int mt = x & 3;
-    x >>= 2;
+    int x = blockIdx.x, w = threadIdx.x >> 5;
+    int hf = w % NH, mt = w / NH;
     int h = x % H, s = x / H;
     rl_cu_span sp = spans[blockIdx.y];
     Seg sg = seg_of(sp, s);
     if (s >= sg.nseg || 16 * mt >= sg.b || 16 * mt + 16 <= sg.a) return;
     const rl_cu_lin_state st = states[sp.seq];
     Rows R(qkv, ldqkv, st, sp, sg, H, h, D);
-    int lane = threadIdx.x, g = lane >> 2, t = lane & 3;
+    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const float *pw = decay_pw + h * (CH + 1);
     int r0 = 16 * mt + g, r1 = r0 + 8;
     const float *q0 = R.q(r0), *q1 = R.q(r1);
@@ -531,6 +527,7 @@ __global__ void __launch_bounds__(DEC_THREADS) lin_decode_fast(
     __shared__ float qs[D];               /* pw[r+1] q */
     __shared__ float ps[CH];              /* decayed scores of keys 0..r */
     __shared__ float4 red[RG][C4];        /* partial outputs per row group */
+    __shared__ float4 kw[CH][C4];         /* fold: pw[63-j] k_j, broadcast to a warp */
     int h = blockIdx.x, tid = threadIdx.x, lane = tid & 31, wid = tid >> 5;
     rl_cu_span sp = spans[blockIdx.y];
     const rl_cu_lin_state st = states[sp.seq];
@@ -604,6 +601,14 @@ __global__ void __launch_bounds__(DEC_THREADS) lin_decode_fast(
     /* fold: S[d] <- pw[64] S[d] + sum_j pw[63-j] k_j[d] v_j, on the rows this
      * thread read (so no other thread's read can race with the write) */
     float p64 = __ldg(pw + CH);
+    for (int i = tid; i < CH * C4; i += DEC_THREADS) {
+        int j = i / C4, c = i % C4;
+        float4 k = __ldg((const float4 *)(j < CH - 1 ? kst + (size_t)j * HD : knew) + c);
+        float w = __ldg(pw + CH - 1 - j);
+        kw[j][c] = make_float4(w * k.x, w * k.y, w * k.z, w * k.w);
+    }
+    __syncthreads();
+    const float *kws = (const float *)kw;
 #pragma unroll 1
     for (int i0 = 0; i0 < D / RG; i0 += FP) {
         float4 acc[FP];
@@ -611,13 +616,11 @@ __global__ void __launch_bounds__(DEC_THREADS) lin_decode_fast(
         for (int i = 0; i < FP; i++) acc[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll 4
         for (int j = 0; j < CH; j++) {
-            const float *kj = j < CH - 1 ? kst + (size_t)j * HD : knew;
             const float *vj = j < CH - 1 ? vst + (size_t)j * HD : vnew;
             float4 v = __ldg((const float4 *)vj + c4);
-            float w = __ldg(pw + CH - 1 - j);
 #pragma unroll
             for (int i = 0; i < FP; i++) {
-                float kd = w * __ldg(kj + rg + RG * (i0 + i));
+                float kd = kws[j * D + rg + RG * (i0 + i)];
                 acc[i].x = fmaf(kd, v.x, acc[i].x);
                 acc[i].y = fmaf(kd, v.y, acc[i].y);
                 acc[i].z = fmaf(kd, v.z, acc[i].z);
@@ -655,14 +658,14 @@ int launch(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span *spa
     RL_CU_TRY(rl_cu_attn_ws(RL_CU_WS_LIN, (size_t)n_spans * nseg_max * H * D * D * sizeof(float),
                             &wsp));
     float *W = (float *)wsp;
-    lin_contrib<D><<<dim3(nseg_max * H * (D / 16), n_spans), 32, 0, st>>>(
+    lin_contrib<D><<<dim3(nseg_max * H, n_spans), D * 2, 0, st>>>(
         qkv, ldqkv, spans, states, H, decay_pw, W, nseg_max);
     RL_CU_LAUNCHED();
     size_t n4 = (size_t)H * D * D / 4;
     lin_scan<<<dim3((unsigned)((n4 + 255) / 256), n_spans), 256, 0, st>>>(spans, states, H, D,
                                                                           decay_pw, W, nseg_max);
     RL_CU_LAUNCHED();
-    lin_out<D><<<dim3(nseg_max * H * 4 * (D / 64), n_spans), 32, 0, st>>>(
+    lin_out<D><<<dim3(nseg_max * H, n_spans), D * 2, 0, st>>>(
         qkv, ldqkv, o, ldo, spans, states, H, decay_pw, scale, W, nseg_max);
     RL_CU_LAUNCHED();
     lin_stash<<<dim3(CH, n_spans), 128, 0, st>>>(qkv, ldqkv, spans, states, H * D);
