@@ -45,6 +45,7 @@ typedef struct cu_work {
     float *Y2;         /* [2][RL_CU_STACK_T][y2_n]: a stacked hi/lo GEMM's two halves */
     size_t y2_n;
     int *sel, *rows, *counts, *offs, *toff;
+    int *sync; /* zeroed counters of the kernels that end in their last block */
     float *LOGITS;
     size_t logits_cap; /* floats */
 } cu_work;
@@ -54,6 +55,11 @@ struct rl_cuda_engine {
     rl_cuda_opts opt;
     /* default mode: MoE experts on tensor cores where it pays (RL_CUDA_MOE_MMA=0: off) */
     int moe_mma;
+    /* default mode, bf16 weights: the small-batch kernels of decode_cuda.cu (GEMVs for
+     * steps of at most RL_CU_GEMV_T rows, the fused MoE path for at most small_T tokens)
+     * and the fixed-order router for every step (RL_CUDA_DECODE=0: off, the previous
+     * path: cuBLAS everywhere, cuBLAS fp32 router) */
+    int small, small_T;
     cudaStream_t st;
     cublasHandle_t cb;
     cudaEvent_t ev0, ev1;

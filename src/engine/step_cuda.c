@@ -69,7 +69,7 @@ static void collect(rl_cuda_engine *eng) {
 static void free_work(cu_work *w) {
     void *ps[] = {w->X, w->A, w->QKV, w->G, w->O, w->U, w->M1, w->M2, w->R, w->WT, w->YK,
                   w->YS, w->LOG, w->RSCR, w->XB, w->MB, w->XL, w->ML, w->Y2, w->sel, w->rows,
-                  w->counts, w->offs, w->toff};
+                  w->counts, w->offs, w->toff, w->sync};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         if (ps[i]) cudaFree(ps[i]);
     if (w->LOGITS) cudaFree(w->LOGITS);
@@ -166,6 +166,10 @@ int rl_cuda_engine_init(rl_cuda_engine **out, const rl_model *m, const rl_cuda_o
     if (o) eng->opt = *o;
     const char *mm = getenv("RL_CUDA_MOE_MMA");
     eng->moe_mma = !(mm && strcmp(mm, "0") == 0);
+    const char *sm = getenv("RL_CUDA_DECODE");
+    eng->small = !(sm && strcmp(sm, "0") == 0);
+    const char *st = getenv("RL_CUDA_SMALL_T"); /* tokens up to which the fused MoE path runs */
+    eng->small_T = st ? atoi(st) : 16;
     int rc = init(eng, e);
     if (rc) {
         rl_cuda_engine_free(eng);
@@ -204,6 +208,10 @@ static int ensure_work(rl_cuda_engine *eng, int T, rl_err *e) {
     size_t m12 = cap * inter;
     if (cap * K * (size_t)c->moe_intermediate_size > m12) m12 = cap * K * (size_t)c->moe_intermediate_size;
     if (cap * sI > m12) m12 = cap * sI;
+    { /* the small-batch MoE path's H: T*K routed rows + T shared rows of max(I, sI) */
+        size_t mi = (size_t)c->moe_intermediate_size > sI ? (size_t)c->moe_intermediate_size : sI;
+        if (cap * (K + 1) * mi > m12) m12 = cap * (K + 1) * mi;
+    }
     /* widest library GEMM output: the stacked hi/lo GEMM's scratch row */
     size_t y2n = (size_t)c->vocab_size;
     size_t outs[] = {qkvw, HD, hid, (size_t)c->intermediate_size, sI};
@@ -231,6 +239,7 @@ static int ensure_work(rl_cuda_engine *eng, int T, rl_err *e) {
         {(void **)&w->XL, cap * xb * 2},
         {(void **)&w->rows, cap * K * 4}, {(void **)&w->counts, (E + 1) * 4},
         {(void **)&w->offs, (E + 1) * 4}, {(void **)&w->toff, (E + 1) * 4},
+        {(void **)&w->sync, 64 * 4},
     };
     for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
         int rc = grow(need[i].p, need[i].bytes, e);
@@ -238,6 +247,11 @@ static int ensure_work(rl_cuda_engine *eng, int T, rl_err *e) {
             free_work(w);
             return rc;
         }
+    }
+    /* on the engine's stream: a non-blocking stream does not wait for the legacy one */
+    if (cudaMemsetAsync(w->sync, 0, 64 * 4, eng->st) != cudaSuccess) {
+        free_work(w);
+        return rl_errf(e, RL_E_NOMEM, "cannot clear the device counters");
     }
     w->cap_T = (int)cap;
     w->y2_n = y2n;
@@ -360,6 +374,13 @@ static int gemm(rl_cuda_engine *eng, const void *W, int N, int K, const float *x
                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         return RL_OK;
     }
+    if (eng->small && T <= RL_CU_GEMV_T && rl_cu_gemv_ok(K, ldx, x, W)) {
+        /* few rows (decode): one GEMV reading W once, fp32 activations */
+        rl_cu_gemv_args g = {.W = {W}, .y = {y}, .N = {N}, .ldy = {ldy}, .n = 1, .K = K, .x = x,
+                             .ldx = ldx, .T = T, .accumulate = acc};
+        CU_TRY(rl_cu_gemv(&g, eng->st));
+        return RL_OK;
+    }
     /* Activations are fp32 (SPEC §0.2): x = hi + lo with hi = bf16(x) (XB) and
      * lo = bf16(x - hi) (XL), two bf16 GEMMs into the same fp32 output carry
      * ~16 bits of x's mantissa. One bf16 rounding alone cost up to 1.7e-2
@@ -388,10 +409,26 @@ static int gemm(rl_cuda_engine *eng, const void *W, int N, int K, const float *x
     return RL_OK;
 }
 
+/* RMSNorm of rows of x into y (and XB in bf16 outside the deterministic mode) */
+static int norm(rl_cuda_engine *eng, const float *x, int T, int dim, const float *w, float *y,
+                rl_err *e) {
+    float eps = eng->m->cfg.rms_norm_eps;
+    if (eng->opt.deterministic)
+        CU_TRY(rl_cu_rmsnorm(x, T, dim, w, eps, y, NULL, eng->st));
+    else if (eng->small)
+        CU_TRY(rl_cu_rmsnorm_fast(x, T, dim, w, eps, y, eng->w.XB, eng->st));
+    else
+        CU_TRY(rl_cu_rmsnorm(x, T, dim, w, eps, y, eng->w.XB, eng->st));
+    return RL_OK;
+}
+
 typedef struct stepctx {
     rl_cuda_engine *eng;
     const meta *md;
     int n, T, max_n, layer;
+    /* the small MoE path left its combine to the next norm (rl_cu_moe_combine_norm):
+     * the MoE layer whose YK/WT/YS wait */
+    const rl_layer *pend;
 } stepctx;
 
 static int attention(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *e) {
@@ -414,8 +451,16 @@ static int attention(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl
                          eng->st));
         return gemm(eng, d->dense, hid, HD, w->O, HD, T, w->X, hid, 1, 0, e);
     }
-    RL_TRY(gemm(eng, d->qkv, 3 * HD, hid, w->A, hid, T, w->QKV, 3 * HD, 0, 1, e));
-    RL_TRY(gemm(eng, d->g_proj, HD, hid, w->A, hid, T, w->G, HD, 0, 1, e));
+    if (eng->small && !det && !eng->wf32 && T <= RL_CU_GEMV_T &&
+        rl_cu_gemv_ok(hid, hid, w->A, d->qkv) && rl_cu_gemv_ok(hid, hid, w->A, d->g_proj)) {
+        /* QKV and the gate projection read the same rows: one launch */
+        rl_cu_gemv_args g = {.W = {d->qkv, d->g_proj}, .y = {w->QKV, w->G}, .N = {3 * HD, HD},
+                             .ldy = {3 * HD, HD}, .n = 2, .K = hid, .x = w->A, .ldx = hid, .T = T};
+        CU_TRY(rl_cu_gemv(&g, eng->st));
+    } else {
+        RL_TRY(gemm(eng, d->qkv, 3 * HD, hid, w->A, hid, T, w->QKV, 3 * HD, 0, 1, e));
+        RL_TRY(gemm(eng, d->g_proj, HD, hid, w->A, hid, T, w->G, HD, 0, 1, e));
+    }
     CU_TRY(rl_cu_qk_prep(w->QKV, T, 3 * HD, H, H, D, c->linear_silu ? 3 * HD : 0, d->q_norm,
                          d->k_norm, eps, c->rotary_dim, x->md->cs, eng->st));
     CU_TRY(rl_cu_lightning(w->QKV, 3 * HD, w->O, HD, x->md->spans, x->n, x->max_n,
@@ -426,7 +471,7 @@ static int attention(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl
     return gemm(eng, d->dense, hid, HD, w->U, HD, T, w->X, hid, 1, 0, e);
 }
 
-static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *e) {
+static int mlp(stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *e) {
     rl_cuda_engine *eng = x->eng;
     const rl_config *c = &eng->m->cfg;
     cu_work *w = &eng->w;
@@ -439,7 +484,47 @@ static int mlp(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *
         return gemm(eng, d->down, hid, I, w->M1, I, T, w->X, hid, 1, 0, e);
     }
     int E = c->num_experts, K = c->num_experts_per_tok, I = ly->e_gate[0].rows, TK = T * K;
-    if (eng->opt.deterministic) {
+    if (eng->small && !eng->opt.deterministic && !eng->wf32 && T <= eng->small_T &&
+        rl_cu_moe_small_ok(E, T, K, c->n_group) && I % 8 == 0 && d->shared_I % 8 == 0 &&
+        rl_cu_gemv_ok(hid, hid, w->A, d->e_gate) && rl_cu_gemv_ok(hid, hid, w->A, d->router)) {
+        /* Few tokens (decode): the router, routing and bucketing in one launch, then the
+         * chosen experts and the shared expert as GEMVs over the sorted rows (gate + up +
+         * SwiGLU, then down), fp32 activations; the combine waits for the next norm. */
+        int sI = ly->has_shared ? d->shared_I : 0;
+        rl_cu_route_small_args ra = {.router = d->router, .x = w->A, .bias = d->ebias, .route = 1,
+                                     .ldx = hid,
+                                     .hid = hid, .T = T, .E = E, .K = K, .G = c->n_group,
+                                     .topk_group = c->topk_group,
+                                     .scale = c->routed_scaling_factor, .logits = w->R,
+                                     .wt = w->WT, .sel = w->sel, .offsets = w->offs,
+                                     .rows = w->rows, .act = w->toff, .counter = w->sync};
+        CU_TRY(rl_cu_moe_route_small(&ra, eng->st));
+        if (eng->opt.record_routing)
+            CU_TRY(cudaMemcpyAsync(eng->rec_sel + (size_t)x->layer * eng->rec_cap, w->sel,
+                                   sizeof(int) * (size_t)TK, cudaMemcpyDeviceToDevice, eng->st));
+        mark(eng, 5);
+        int ldh = I > sI ? I : sI;
+        rl_cu_moe_small_args ma = {.e_gate = d->e_gate, .e_up = d->e_up, .e_down = d->e_down,
+                                   .s_gate = sI ? d->s_gate : NULL, .s_up = sI ? d->s_up : NULL,
+                                   .s_down = sI ? d->s_down : NULL, .hid = hid, .I = I,
+                                   .sI = sI, .T = T, .K = K, .E = E, .x = w->A, .ldx = hid,
+                                   .h = w->M1, .ldh = ldh, .yk = w->YK, .ys = w->YS,
+                                   .offsets = w->offs, .rows = w->rows, .act = w->toff};
+        CU_TRY(rl_cu_moe_experts_small(&ma, eng->st));
+        mark(eng, 6);
+        x->pend = ly;
+        return RL_OK;
+    }
+    if (eng->small && !eng->opt.deterministic && !eng->wf32 && T <= 256 &&
+        rl_cu_gemv_ok(hid, hid, w->A, d->router)) {
+        /* rl_cu_moe_route_small's router alone (bitwise rl_cu_wgemm's scores, more
+         * blocks for a few dozen tokens) */
+        rl_cu_route_small_args ra = {.router = d->router, .x = w->A, .route = 0, .ldx = hid,
+                                     .hid = hid, .T = T, .E = E, .K = K, .logits = w->R};
+        CU_TRY(rl_cu_moe_route_small(&ra, eng->st));
+    } else if (eng->opt.deterministic || (eng->small && !eng->wf32)) {
+        /* the fixed-order router; the default mode too (with the small path), so that
+         * its scores are those of rl_cu_moe_route_small for any batch */
         rl_cu_gemm r = {.W = d->router, .w_f32 = 1, .N = E, .K = hid, .x = w->A, .ldx = hid,
                         .xdiv = 1, .y = w->R, .ldy = E, .T = T};
         CU_TRY(rl_cu_wgemm(&r, eng->st));
@@ -572,7 +657,7 @@ static int forward(rl_cuda_engine *eng, stepctx *x, int nl, rl_err *e) {
     const rl_config *c = &m->cfg;
     const meta *md = x->md;
     cu_work *w = &eng->w;
-    int hid = c->hidden_size, det = eng->opt.deterministic, T = x->T;
+    int hid = c->hidden_size, T = x->T;
     float eps = c->rms_norm_eps;
     size_t V = (size_t)c->vocab_size;
     eng->n_ev = 0;
@@ -583,19 +668,31 @@ static int forward(rl_cuda_engine *eng, stepctx *x, int nl, rl_err *e) {
         const rl_layer *ly = &m->layers[l];
         const cu_layer *d = &eng->L[l];
         x->layer = l;
-        CU_TRY(rl_cu_rmsnorm(w->X, T, hid, d->in_norm, eps, w->A, det ? NULL : w->XB, eng->st));
+        if (x->pend) {
+            CU_TRY(rl_cu_moe_combine_norm(w->X, w->YK, w->WT, x->pend->has_shared ? w->YS : NULL,
+                                          T, c->num_experts_per_tok, hid, d->in_norm, eps, w->A,
+                                          w->XB, eng->st));
+            x->pend = NULL;
+        } else {
+            RL_TRY(norm(eng, w->X, T, hid, d->in_norm, w->A, e));
+        }
         mark(eng, 1);
         RL_TRY(attention(x, ly, d, e));
         mark(eng, ly->softmax ? 3 : 2);
-        CU_TRY(rl_cu_rmsnorm(w->X, T, hid, d->post_norm, eps, w->A, det ? NULL : w->XB, eng->st));
+        RL_TRY(norm(eng, w->X, T, hid, d->post_norm, w->A, e));
         mark(eng, 1);
         RL_TRY(mlp(x, ly, d, e));
         if (!ly->moe) mark(eng, 4);
     }
+    if (x->pend) {
+        CU_TRY(rl_cu_moe_combine(w->X, w->YK, w->WT, x->pend->has_shared ? w->YS : NULL, T,
+                                 c->num_experts_per_tok, hid, eng->st));
+        x->pend = NULL;
+        mark(eng, 6);
+    }
     if (nl) {
         CU_TRY(rl_cu_gather_rows(w->X, md->lrows, nl, hid, w->LOG, eng->st));
-        CU_TRY(rl_cu_rmsnorm(w->LOG, nl, hid, eng->final_norm, eps, w->LOG, det ? NULL : w->XB,
-                             eng->st));
+        RL_TRY(norm(eng, w->LOG, nl, hid, eng->final_norm, w->LOG, e));
         RL_TRY(gemm(eng, eng->lm_head, (int)V, hid, w->LOG, hid, nl, w->LOGITS, (int)V, 0, 1, e));
     }
     mark(eng, 0);
@@ -666,7 +763,7 @@ int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *
                           sizeof(int) * (size_t)T * K * (size_t)c->num_hidden_layers));
         eng->rec_cap = (size_t)T * K;
     }
-    stepctx x = {eng, &md, n, T, max_n, 0};
+    stepctx x = {eng, &md, n, T, max_n, 0, NULL};
     cu_work *w = &eng->w;
     CU_TRY(cudaEventRecord(eng->ev0, eng->st));
     /* decode steps: replay the graph of this shape, or capture it when the last

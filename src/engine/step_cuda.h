@@ -13,7 +13,14 @@
  *   tensor cores the same way once a step has about 2 rows per expert
  *   (RL_CUDA_MOE_MMA=0 keeps them on rl_cu_wgemm); cuBLAS may pick another
  *   algorithm for another batch size, so logits depend on the batch in the
- *   last bits;
+ *   last bits; steps of few tokens (decode) use the small-batch kernels of
+ *   decode_cuda.cu instead (fp32 activations): GEMVs for steps of at most
+ *   RL_CU_GEMV_T rows, and for at most 16 tokens the MoE layer as router +
+ *   routing + bucketing in one launch, the chosen and shared experts in two
+ *   GEMV launches, the combine fused into the next RMSNorm. The router runs
+ *   in rl_cu_wgemm's fixed order in both modes, so expert choices do not
+ *   depend on the batch (RL_CUDA_DECODE=0: the previous path, cuBLAS
+ *   everywhere);
  * - deterministic: every GEMM is rl_cu_wgemm (fp32 activations, one fixed
  *   reduction order for any batch): logits are bitwise independent of the
  *   other sequences of a step and of the prefill/decode split.

@@ -140,6 +140,75 @@ int rl_cu_bf16_lo(const float *x, int rows, int dim, int ldx, uint16_t *lo, void
 int rl_cu_moe_combine(float *x, const float *yk, const float *wt, const float *ys, int T, int K,
                       int dim, void *stream);
 
+/* ---- small batches, default mode (decode_cuda.cu) ----
+ * GEMVs that read each weight once with many loads in flight, fp32
+ * activations and accumulation (no bf16 hi/lo split). */
+
+/* y_m[t][o] (= or +=) sum_k x[t][k] * W_m[o][k] for up to 3 bf16 matrices
+ * [N_m][K] sharing x (one launch: e.g. QKV and the gate projection), T <=
+ * RL_CU_GEMV_T rows. Needs rl_cu_gemv_ok. blk0: filled by the launcher. */
+enum { RL_CU_GEMV_T = 4 };
+typedef struct rl_cu_gemv_args {
+    const void *W[3];
+    float *y[3];
+    int N[3], ldy[3];
+    int n, K;
+    const float *x;
+    int ldx, T, accumulate;
+    int blk0[4];
+} rl_cu_gemv_args;
+int rl_cu_gemv_ok(int K, int ldx, const void *x, const void *W);
+int rl_cu_gemv(rl_cu_gemv_args *p, void *stream);
+
+/* Whether the small-batch MoE kernels take this shape (E <= 256, K <= 32,
+ * T*K <= 1024, G <= 32). */
+int rl_cu_moe_small_ok(int E, int T, int K, int G);
+
+/* Router logits (fp32 router [E][hid], bitwise rl_cu_wgemm's) into logits
+ * [T][E]; with route (rl_cu_moe_small_ok), in the same launch, the routing of
+ * rl_cu_route into sel/wt and the bucketing of rl_cu_moe_bucket (offsets
+ * [E+1], rows [T*K]); act [E+1]: act[s] = the s-th expert chosen by some
+ * token (ascending), act[E] = their number. counter: one int, 0 before the
+ * launch (the launch leaves it 0). */
+typedef struct rl_cu_route_small_args {
+    const float *router, *x, *bias;
+    int route, ldx, hid, T, E, K, G, topk_group;
+    float scale;
+    float *logits, *wt;
+    int *sel, *offsets, *rows, *act, *counter;
+} rl_cu_route_small_args;
+int rl_cu_moe_route_small(const rl_cu_route_small_args *p, void *stream);
+
+/* The experts of rl_cu_moe_route_small's routing plus the shared expert
+ * (s_gate/s_up/s_down, may be NULL) in two launches: h[r] = silu(gate . x) *
+ * (up . x) per sorted row r (rows T*K + t: the shared expert's), then yk[a]
+ * = down . h for assignment a = t*K + r and ys[t] for the shared expert
+ * (rl_cu_moe_combine's inputs). h: (T*K + T) rows of stride ldh >= max(I, sI). */
+typedef struct rl_cu_moe_small_args {
+    const void *e_gate, *e_up, *e_down; /* [E][I][hid], [E][I][hid], [E][hid][I] bf16 */
+    const void *s_gate, *s_up, *s_down; /* [sI][hid], [sI][hid], [hid][sI] */
+    int hid, I, sI, T, K, E;
+    const float *x;
+    int ldx;
+    float *h;
+    int ldh;
+    float *yk, *ys;
+    const int *offsets, *rows, *act;
+} rl_cu_moe_small_args;
+int rl_cu_moe_experts_small(const rl_cu_moe_small_args *p, void *stream);
+
+/* rl_cu_moe_combine then rl_cu_rmsnorm_fast of the updated rows (one launch):
+ * x[t] += sum_r wt[t][r] yk[t*K+r] (+ ys[t]); y = norm(x). */
+/* rl_cu_rmsnorm for the default mode: the same result up to the order of the
+ * sum of squares (a fixed order that depends only on dim), one block of 512
+ * threads per row holding the row in registers (dim <= 4096; wider rows:
+ * rl_cu_rmsnorm). */
+int rl_cu_rmsnorm_fast(const float *x, int T, int dim, const float *w, float eps, float *y,
+                       uint16_t *ybf, void *stream);
+int rl_cu_moe_combine_norm(float *x, const float *yk, const float *wt, const float *ys, int T,
+                           int K, int dim, const float *w, float eps, float *y, uint16_t *ybf,
+                           void *stream);
+
 /* Weight conversion at upload: n elements of src (dtype: 0 f32, 1 f16, 2
  * bf16) to bf16 or to fp32. F8 E4M3 with block scales to bf16 or fp32. */
 int rl_cu_convert_bf16(const void *src, int dtype, size_t n, uint16_t *dst, void *stream);

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "ops/cuda/fwd_cuda.h"
+#include "ops/cuda/route_warp.cuh"
 
 namespace {
 
@@ -65,22 +66,9 @@ __global__ void route_kernel(const float *logits, int T, int E, int K, int G, in
     }
 }
 
-/* The same routing with one warp per token (E <= 1024, G <= 32), scores in
- * shared memory: argmax over lanes keeps the larger score and, on equal
- * scores, the lower index -- the CPU's first maximum. */
+/* The same routing with one warp per token (E <= 1024, G <= 32, route_warp.cuh),
+ * scores in shared memory. */
 constexpr int RW = 4, EMAX = 1024;
-
-__device__ __forceinline__ void warp_argmax(float &v, int &i) {
-#pragma unroll
-    for (int s = 16; s >= 1; s >>= 1) {
-        float ov = __shfl_xor_sync(0xffffffffu, v, s);
-        int oi = __shfl_xor_sync(0xffffffffu, i, s);
-        if (oi >= 0 && (i < 0 || ov > v || (ov == v && oi < i))) {
-            v = ov;
-            i = oi;
-        }
-    }
-}
 
 __global__ void __launch_bounds__(RW * 32) route_warp_kernel(const float *logits, int T, int E, int K,
                                                            int G, int topk_group, float scale,
@@ -90,69 +78,12 @@ __global__ void __launch_bounds__(RW * 32) route_warp_kernel(const float *logits
     __shared__ unsigned char sh_ok[RW][EMAX];
     __shared__ float sh_g[RW][32];
     __shared__ int sh_keep[RW][32];
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int warp = threadIdx.x >> 5;
     int t = blockIdx.x * RW + warp;
     if (t >= T) return;
-    const float *z = logits + (size_t)t * E;
-    float *sig = sh_sig[warp], *b = sh_b[warp];
-    unsigned char *ok = sh_ok[warp];
-    for (int e = lane; e < E; e += 32) {
-        sig[e] = 1.0f / (1.0f + expf(-z[e]));
-        b[e] = sig[e] + bias[e];
-    }
-    __syncwarp();
-    if (G > 1) {
-        int gs = E / G;
-        if (lane < G) { /* sum of the two largest of the group (as router.c) */
-            const float *x = b + lane * gs;
-            int i1 = 0;
-            for (int i = 1; i < gs; i++)
-                if (x[i] > x[i1]) i1 = i;
-            int i2 = i1 == 0 ? 1 : 0;
-            for (int i = 0; i < gs; i++)
-                if (i != i1 && x[i] > x[i2]) i2 = i;
-            sh_g[warp][lane] = x[i1] + x[i2];
-            sh_keep[warp][lane] = 0;
-        }
-        __syncwarp();
-        if (lane == 0)
-            for (int r = 0; r < topk_group; r++) {
-                int best = -1;
-                for (int g = 0; g < G; g++)
-                    if (!sh_keep[warp][g] && (best < 0 || sh_g[warp][g] > sh_g[warp][best])) best = g;
-                sh_keep[warp][best] = 1;
-            }
-        __syncwarp();
-        for (int e = lane; e < E; e += 32) ok[e] = (unsigned char)sh_keep[warp][e / gs];
-    } else {
-        for (int e = lane; e < E; e += 32) ok[e] = 1;
-    }
-    __syncwarp();
-    int *sel = sel_out + (size_t)t * K;
-    float *w = w_out + (size_t)t * K;
-    float sum = 0.0f;
-    for (int r = 0; r < K; r++) {
-        float v = 0.0f;
-        int bi = -1;
-        for (int e = lane; e < E; e += 32)
-            if (ok[e] && (bi < 0 || b[e] > v)) {
-                v = b[e];
-                bi = e;
-            }
-        warp_argmax(v, bi);
-        if (lane == 0) {
-            sel[r] = bi;
-            ok[bi] = 0;
-        }
-        sum += sig[bi];
-        __syncwarp();
-    }
-    if (lane == 0)
-        for (int r = 0; r < K; r++) {
-            float x = sig[sel[r]];
-            if (K > 1) x = x / (sum + 1e-20f);
-            w[r] = x * scale;
-        }
+    rl_route_token_warp(logits + (size_t)t * E, E, K, G, topk_group, scale, bias,
+                        sel_out + (size_t)t * K, w_out + (size_t)t * K, sh_sig[warp], sh_b[warp],
+                        sh_ok[warp], sh_g[warp], sh_keep[warp]);
 }
 
 constexpr int BT = 256;
