@@ -262,6 +262,283 @@ __global__ void gqa_merge(float *__restrict__ o, int ldo, const rl_cu_span *__re
     }
 }
 
+/* ---- prefill kernel (gqa_fa) ---------------------------------------------------------
+ * One block of FW = 8 warps per (span, kv head, tile of FROWS = 256 rows), rows
+ * as in gqa_attend (token r / gq, head r % gq of the group); warp w owns rows
+ * 32w..32w+31 as two m16 tiles, so every K/V fragment read from shared memory
+ * feeds two mma. Pages are visited in ascending order, one page per
+ * iteration, in two phases separated by a barrier:
+ *   A: S = Q K^T (K of page p), online softmax (base 2)   | meanwhile: V(p) fp32 -> bf16
+ *   B: O += P V (V of page p)                              | meanwhile: K(p+1) fp32 -> bf16
+ * The fp32 blocks of the pool arrive by cp.async in a staging buffer (one for
+ * K, one for V) one phase before they are converted; each thread converts its
+ * share between its own mma steps, so conversion and tensor work overlap.
+ * Shared memory holds bf16 Q [row][d], K [d][j] and V [j][e] with the 16-byte
+ * chunks of a row XOR-swizzled by (row % 8), read by ldmatrix (.trans for K
+ * and V): conflict-free. P stays in registers as the A operand of P V.
+ *
+ * Determinism: a row's arithmetic is the same whatever tile, warp or m16 tile
+ * it sits in (mma rows are independent, the softmax reductions stay within
+ * the row's quad), pages in ascending order one at a time, and a page after
+ * the row's position changes nothing (alpha = 1, p = 0), so decode rows
+ * (deterministic mode sends them here too) get the bits of prefill. */
+constexpr int FW = 8;
+constexpr int FROWS = 32 * FW;
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], uint32_t a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+__device__ __forceinline__ void cp_async16(uint32_t s, const void *g) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(g) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+template <int D> constexpr size_t fa_smem() {
+    return (size_t)FROWS * D * 2 + 2 * (size_t)PG * D * 2 + 2 * (size_t)PG * D * 4;
+}
+
+template <int D>
+__global__ void __launch_bounds__(32 * FW, 1)
+    gqa_fa(const float *__restrict__ qkv, int ldqkv, float *__restrict__ o, int ldo,
+           const rl_cu_span *__restrict__ spans, const int *const *page_tables,
+           const float *__restrict__ pool, size_t page_floats, int layer, int H, int Hkv,
+           float sl2, int ntile_max) {
+    constexpr int NTH = 32 * FW;
+    constexpr int KT = D / 16, NT = D / 8;
+    constexpr int BLK = PG * D;              /* floats of one K or V block */
+    constexpr int NCV = BLK / 4 / NTH;       /* float4 conversions per thread per block */
+    constexpr int CVA = NCV / KT, CVB = NCV / (PG / 16);
+    static_assert(CVA * KT == NCV && CVB * (PG / 16) == NCV, "conversion split");
+    extern __shared__ __align__(128) unsigned char sm[];
+    unsigned char *Qs = sm;                          /* [FROWS][D] bf16 */
+    unsigned char *Ks = Qs + (size_t)FROWS * D * 2;  /* [D][PG] bf16 */
+    unsigned char *Vs = Ks + (size_t)PG * D * 2;     /* [PG][D] bf16 */
+    float *F0 = (float *)(Vs + (size_t)PG * D * 2);  /* K block, fp32 as in the pool */
+    float *F1 = F0 + BLK;                            /* V block */
+    const int gq = H / Hkv, TPC = FROWS / gq;
+    const int tile = ntile_max - 1 - (int)blockIdx.x, kvh = blockIdx.y;
+    const rl_cu_span sp = spans[blockIdx.z];
+    const int tok0 = tile * TPC;
+    if (tok0 >= sp.n) return; /* whole block: before any barrier */
+    const int ntok = sp.n - tok0 < TPC ? sp.n - tok0 : TPC, nrows = ntok * gq;
+    const int ppos = sp.pos0 + tok0; /* position of row 0 */
+    const int npages = (ppos + ntok - 1) / PG + 1;
+    const int *pt = page_tables[sp.seq];
+    const int KD = Hkv * D;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const float *lbase = pool + (size_t)layer * 2 * PG * KD;
+    const size_t koff = (size_t)kvh * D * PG, voff = (size_t)PG * KD + (size_t)kvh * PG * D;
+
+    auto stage = [&](float *F, const float *src) {
+        uint32_t s = smem_u32(F);
+#pragma unroll
+        for (int i = 0; i < BLK / 4 / NTH; i++) {
+            int q = tid + NTH * i;
+            cp_async16(s + 16 * q, src + 4 * q);
+        }
+        cp_async_commit();
+    };
+    /* the i-th float4 of this thread: F [R][C] fp32 -> dst [R][C] bf16, swizzled */
+    auto convert = [&](const float *F, unsigned char *dst, int C, int i) {
+        int q = tid + NTH * i, e = 4 * q, row = e / C, col = e % C;
+        float4 x = *(const float4 *)(F + e);
+        uint2 v = make_uint2(rl_bf2(x.x, x.y), rl_bf2(x.z, x.w));
+        *(uint2 *)(dst + (size_t)row * C * 2 + (((col >> 3) ^ (row & 7)) << 4) + ((col & 4) << 1)) = v;
+    };
+
+    stage(F0, lbase + (size_t)pt[0] * page_floats + koff);
+    stage(F1, lbase + (size_t)pt[0] * page_floats + voff);
+    /* Q, scaled into base 2, bf16: 8 channels (one 16-byte chunk) per step */
+    for (int idx = tid; idx < FROWS * D / 8; idx += NTH) {
+        int r = idx / (D / 8), c = idx % (D / 8);
+        uint4 v = make_uint4(0u, 0u, 0u, 0u);
+        if (r < nrows) {
+            const float *q = qkv + (size_t)(sp.row0 + tok0 + r / gq) * ldqkv +
+                             (size_t)(kvh * gq + r % gq) * D + 8 * c;
+            v.x = rl_bf2(q[0] * sl2, q[1] * sl2);
+            v.y = rl_bf2(q[2] * sl2, q[3] * sl2);
+            v.z = rl_bf2(q[4] * sl2, q[5] * sl2);
+            v.w = rl_bf2(q[6] * sl2, q[7] * sl2);
+        }
+        *(uint4 *)(Qs + (size_t)r * D * 2 + ((c ^ (r & 7)) << 4)) = v;
+    }
+    cp_async_wait_all();
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < NCV; i++) convert(F0, Ks, PG, i);
+
+    const int wr0 = 32 * warp;
+    const bool act = wr0 < nrows;
+    const int wlast = wr0 + 31 < nrows ? wr0 + 31 : nrows - 1;
+    const int wlast_page = act ? (ppos + wlast / gq) / PG : -1;
+    const int wfirst_pos = ppos + wr0 / gq;
+    /* ldmatrix lane addresses: lane supplies row (lane & 7) + 8 * ((lane >> 3) & 1)
+     * of a 16-row slab and chunk + (lane >> 4); (row & 7) == (lane & 7) */
+    const int lr = (lane & 7) + 8 * ((lane >> 3) & 1), lc = lane >> 4, lx = lane & 7;
+    const uint32_t qa0 = smem_u32(Qs) + (uint32_t)(wr0 + lr) * D * 2;
+    const uint32_t ka0 = smem_u32(Ks) + (uint32_t)lr * PG * 2;
+    const uint32_t va0 = smem_u32(Vs) + (uint32_t)lr * D * 2;
+
+    float m[2][2], l[2][2], acc[2][NT][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++) {
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0.0f;
+#pragma unroll
+        for (int n = 0; n < NT; n++) acc[mt][n][0] = acc[mt][n][1] = acc[mt][n][2] = acc[mt][n][3] = 0.0f;
+    }
+
+    for (int p = 0; p < npages; p++) {
+        const bool more = p + 1 < npages;
+        cp_async_wait_all();
+        __syncthreads(); /* K(p) converted, V(p) staged, V(p-1) consumed */
+        if (more) stage(F0, lbase + (size_t)pt[p + 1] * page_floats + koff);
+        const bool run = act && p <= wlast_page;
+        float s[2][8][4];
+        if (run) {
+#pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < KT; kk++) {
+#pragma unroll
+                for (int c = 0; c < CVA; c++) convert(F1, Vs, D, kk * CVA + c);
+                uint32_t qf[2][4];
+                ldsm_x4(qf[0], qa0 + (((2 * kk + lc) ^ lx) << 4));
+                ldsm_x4(qf[1], qa0 + 16 * D * 2 + (((2 * kk + lc) ^ lx) << 4));
+#pragma unroll
+                for (int nt = 0; nt < 8; nt += 2) {
+                    uint32_t b[4];
+                    ldsm_x4_t(b, ka0 + 16 * kk * PG * 2 + (((nt + lc) ^ lx) << 4));
+                    rl_mma_bf16(s[0][nt], qf[0], b[0], b[1]);
+                    rl_mma_bf16(s[1][nt], qf[1], b[0], b[1]);
+                    rl_mma_bf16(s[0][nt + 1], qf[0], b[2], b[3]);
+                    rl_mma_bf16(s[1][nt + 1], qf[1], b[2], b[3]);
+                }
+            }
+            if (PG * p + PG - 1 > wfirst_pos) { /* some key of the page after some row */
+                int rpos[2][2]; /* the rows' positions; -1: no row */
+#pragma unroll
+                for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        int r = wr0 + 16 * mt + g + 8 * h;
+                        rpos[mt][h] = r < nrows ? ppos + r / gq : -1;
+                    }
+#pragma unroll
+                for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++) {
+                        int kp = PG * p + 8 * nt + 2 * t;
+                        s[mt][nt][0] = kp <= rpos[mt][0] ? s[mt][nt][0] : -INFINITY;
+                        s[mt][nt][1] = kp + 1 <= rpos[mt][0] ? s[mt][nt][1] : -INFINITY;
+                        s[mt][nt][2] = kp <= rpos[mt][1] ? s[mt][nt][2] : -INFINITY;
+                        s[mt][nt][3] = kp + 1 <= rpos[mt][1] ? s[mt][nt][3] : -INFINITY;
+                    }
+            }
+#pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    float mx = -INFINITY;
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++) mx = fmaxf(mx, fmaxf(s[mt][nt][2 * h], s[mt][nt][2 * h + 1]));
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                    float mn = fmaxf(m[mt][h], mx);
+                    /* a row with no visible key yet keeps p = 0 and no NaN */
+                    float mu = mn == -INFINITY ? 0.0f : mn;
+                    float al = ex2(m[mt][h] - mu);
+                    m[mt][h] = mn;
+                    float rs = 0.0f;
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++) {
+                        s[mt][nt][2 * h] = ex2(s[mt][nt][2 * h] - mu);
+                        s[mt][nt][2 * h + 1] = ex2(s[mt][nt][2 * h + 1] - mu);
+                        rs += s[mt][nt][2 * h] + s[mt][nt][2 * h + 1];
+                    }
+                    l[mt][h] = l[mt][h] * al + rs;
+#pragma unroll
+                    for (int n = 0; n < NT; n++) {
+                        acc[mt][n][2 * h] *= al;
+                        acc[mt][n][2 * h + 1] *= al;
+                    }
+                }
+        } else {
+#pragma unroll
+            for (int i = 0; i < NCV; i++) convert(F1, Vs, D, i);
+        }
+        cp_async_wait_all();
+        __syncthreads(); /* V(p) converted, K(p) consumed, K(p+1) staged */
+        if (more) stage(F1, lbase + (size_t)pt[p + 1] * page_floats + voff);
+        if (run) {
+#pragma unroll
+            for (int kj = 0; kj < PG / 16; kj++) {
+                if (more) {
+#pragma unroll
+                    for (int c = 0; c < CVB; c++) convert(F0, Ks, PG, kj * CVB + c);
+                }
+                uint32_t pa[2][4];
+#pragma unroll
+                for (int mt = 0; mt < 2; mt++) {
+                    pa[mt][0] = rl_bf2(s[mt][2 * kj][0], s[mt][2 * kj][1]);
+                    pa[mt][1] = rl_bf2(s[mt][2 * kj][2], s[mt][2 * kj][3]);
+                    pa[mt][2] = rl_bf2(s[mt][2 * kj + 1][0], s[mt][2 * kj + 1][1]);
+                    pa[mt][3] = rl_bf2(s[mt][2 * kj + 1][2], s[mt][2 * kj + 1][3]);
+                }
+#pragma unroll
+                for (int n = 0; n < NT; n += 2) {
+                    uint32_t b[4];
+                    ldsm_x4_t(b, va0 + 16 * kj * D * 2 + (((n + lc) ^ lx) << 4));
+                    rl_mma_bf16(acc[0][n], pa[0], b[0], b[1]);
+                    rl_mma_bf16(acc[1][n], pa[1], b[0], b[1]);
+                    rl_mma_bf16(acc[0][n + 1], pa[0], b[2], b[3]);
+                    rl_mma_bf16(acc[1][n + 1], pa[1], b[2], b[3]);
+                }
+            }
+        } else if (more) {
+#pragma unroll
+            for (int i = 0; i < NCV; i++) convert(F0, Ks, PG, i);
+        }
+    }
+    if (!act) return;
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int r = wr0 + 16 * mt + g + 8 * h;
+            float L = l[mt][h];
+            L += __shfl_xor_sync(0xffffffffu, L, 1);
+            L += __shfl_xor_sync(0xffffffffu, L, 2);
+            if (r >= nrows) continue;
+            float inv = 1.0f / L;
+            float *orow = o + (size_t)(sp.row0 + tok0 + r / gq) * ldo + (size_t)(kvh * gq + r % gq) * D;
+#pragma unroll
+            for (int n = 0; n < NT; n++) {
+                /* scalar stores: ldo and o carry no alignment promise */
+                orow[8 * n + 2 * t] = acc[mt][n][2 * h] * inv;
+                orow[8 * n + 2 * t + 1] = acc[mt][n][2 * h + 1] * inv;
+            }
+        }
+}
+
 template <int D>
 int launch_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span *spans,
                int n_spans, int max_n, const int *const *page_tables, const float *pool,
@@ -269,8 +546,24 @@ int launch_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span 
                cudaStream_t st) {
     int gq = H / Hkv, TPC = ROWS / gq;
     int ntile_max = (max_n + TPC - 1) / TPC;
+    const float sl2 = scale * 1.4426950408889634f; /* base-2 softmax */
+    if (deterministic || ntile_max > 1) {
+        /* prefill-sized steps, and every step in deterministic mode */
+        static bool attr_set = false; /* one per instantiation */
+        if (!attr_set) {
+            RL_CU_TRY(cudaFuncSetAttribute(gqa_fa<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           (int)fa_smem<D>()));
+            attr_set = true;
+        }
+        int ftpc = FROWS / gq, nt = (max_n + ftpc - 1) / ftpc;
+        gqa_fa<D><<<dim3(nt, Hkv, n_spans), 32 * FW, fa_smem<D>(), st>>>(
+            qkv, ldqkv, o, ldo, spans, page_tables, pool, page_floats, layer, H, Hkv, sl2, nt);
+        RL_CU_LAUNCHED();
+        return 0;
+    }
+    /* decode-sized steps of the default mode: gqa_attend, pages split over blocks */
     int NS = 1;
-    if (!deterministic && ntile_max == 1) {
+    {
         int blocks = n_spans * Hkv, target = 2 * rl_cu_sm_count();
         NS = (target + blocks - 1) / blocks;
         if (NS > 32) NS = 32;
@@ -283,7 +576,6 @@ int launch_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span 
                                 (size_t)n_spans * Hkv * NS * ROWS * (D + 2) * sizeof(float), &w));
         part = (float *)w;
     }
-    const float sl2 = scale * 1.4426950408889634f; /* base-2 softmax */
     gqa_attend<D><<<dim3(ntile_max * NS, Hkv, n_spans), 32 * NWARP, 0, st>>>(
         qkv, ldqkv, o, ldo, spans, page_tables, pool, page_floats, layer, H, Hkv, sl2, NS,
         ntile_max, part);
