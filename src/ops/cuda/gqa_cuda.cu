@@ -303,6 +303,26 @@ __device__ __forceinline__ void cp_async16(uint32_t s, const void *g) {
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+/* all but the newest group of this thread's copies have landed */
+__device__ __forceinline__ void cp_async_wait_1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+/* shared-memory mbarriers (sm_80): split arrive / wait, release / acquire */
+__device__ __forceinline__ void mbar_init(uint32_t a, int count) {
+    asm volatile("mbarrier.init.shared.b64 [%0], %1;" ::"r"(a), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t a) {
+    asm volatile("{\n\t.reg .b64 st;\n\tmbarrier.arrive.shared.b64 st, [%0];\n\t}" ::"r"(a) : "memory");
+}
+/* waits for the completion of the phase of parity `par` */
+__device__ __forceinline__ void mbar_wait(uint32_t a, uint32_t par) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define RL_MBAR_WAIT "mbarrier.try_wait.parity.shared.b64" /* suspends a while: less spinning */
+#else
+#define RL_MBAR_WAIT "mbarrier.test_wait.parity.shared.b64"
+#endif
+    asm volatile("{\n\t.reg .pred P;\n"
+                 "WAIT_%=:\n\t" RL_MBAR_WAIT " P, [%0], %1;\n\t"
+                 "@!P bra WAIT_%=;\n\t}" ::"r"(a), "r"(par) : "memory");
+}
 __device__ __forceinline__ float ex2(float x) {
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
@@ -310,7 +330,7 @@ __device__ __forceinline__ float ex2(float x) {
 }
 
 template <int D> constexpr size_t fa_smem() {
-    return (size_t)FROWS * D * 2 + 2 * (size_t)PG * D * 2 + 2 * (size_t)PG * D * 4;
+    return (size_t)FROWS * D * 2 + 4 * (size_t)PG * D * 2 + 2 * (size_t)PG * D * 4 + 64;
 }
 
 template <int D>
@@ -326,11 +346,13 @@ __global__ void __launch_bounds__(32 * FW, 1)
     constexpr int CVA = NCV / KT, CVB = NCV / (PG / 16);
     static_assert(CVA * KT == NCV && CVB * (PG / 16) == NCV, "conversion split");
     extern __shared__ __align__(128) unsigned char sm[];
-    unsigned char *Qs = sm;                          /* [FROWS][D] bf16 */
-    unsigned char *Ks = Qs + (size_t)FROWS * D * 2;  /* [D][PG] bf16 */
-    unsigned char *Vs = Ks + (size_t)PG * D * 2;     /* [PG][D] bf16 */
-    float *F0 = (float *)(Vs + (size_t)PG * D * 2);  /* K block, fp32 as in the pool */
-    float *F1 = F0 + BLK;                            /* V block */
+    unsigned char *Qs = sm;                              /* [FROWS][D] bf16 */
+    unsigned char *Ks = Qs + (size_t)FROWS * D * 2;      /* 2 x [D][PG] bf16 */
+    unsigned char *Vs = Ks + 2 * (size_t)PG * D * 2;     /* 2 x [PG][D] bf16 */
+    float *F0 = (float *)(Vs + 2 * (size_t)PG * D * 2);  /* K block, fp32 as in the pool */
+    float *F1 = F0 + BLK;                                /* V block */
+    /* fullK[b], fullV[b]: every thread converted its share into buffer b */
+    const uint32_t mb = smem_u32(F1 + BLK);
     const int gq = H / Hkv, TPC = FROWS / gq;
     const int tile = ntile_max - 1 - (int)blockIdx.x, kvh = blockIdx.y;
     const rl_cu_span sp = spans[blockIdx.z];
@@ -354,12 +376,20 @@ __global__ void __launch_bounds__(32 * FW, 1)
         }
         cp_async_commit();
     };
-    /* the i-th float4 of this thread: F [R][C] fp32 -> dst [R][C] bf16, swizzled */
-    auto convert = [&](const float *F, unsigned char *dst, int C, int i) {
-        int q = tid + NTH * i, e = 4 * q, row = e / C, col = e % C;
-        float4 x = *(const float4 *)(F + e);
+    /* The i-th float4 of this thread (the one its own cp.async brought: no
+     * barrier between staging and conversion): F [R][C] fp32 -> dst [R][C]
+     * bf16, swizzled. Step i moves NTH * 4 elements = 1024 / C rows, a
+     * multiple of 8, so the swizzle is the same for every i. */
+    static_assert(NTH * 4 % (8 * PG) == 0 && NTH * 4 % (8 * D) == 0, "conversion rows");
+    auto dst_off = [&](int C) {
+        int e = 4 * tid, row = e / C, col = e % C;
+        return row * C * 2 + (((col >> 3) ^ (row & 7)) << 4) + ((col & 4) << 1);
+    };
+    const int kdo = dst_off(PG), vdo = dst_off(D);
+    auto convert = [&](const float *F, unsigned char *dst, int i) {
+        float4 x = *(const float4 *)(F + 4 * tid + 4 * NTH * i);
         uint2 v = make_uint2(rl_bf2(x.x, x.y), rl_bf2(x.z, x.w));
-        *(uint2 *)(dst + (size_t)row * C * 2 + (((col >> 3) ^ (row & 7)) << 4) + ((col & 4) << 1)) = v;
+        *(uint2 *)(dst + 8 * NTH * i) = v;
     };
 
     stage(F0, lbase + (size_t)pt[0] * page_floats + koff);
@@ -378,10 +408,12 @@ __global__ void __launch_bounds__(32 * FW, 1)
         }
         *(uint4 *)(Qs + (size_t)r * D * 2 + ((c ^ (r & 7)) << 4)) = v;
     }
-    cp_async_wait_all();
-    __syncthreads();
+    if (tid < 4) mbar_init(mb + 8 * tid, NTH);
+    __syncthreads(); /* barriers initialized, Q stored */
+    cp_async_wait_1();
 #pragma unroll
-    for (int i = 0; i < NCV; i++) convert(F0, Ks, PG, i);
+    for (int i = 0; i < NCV; i++) convert(F0, Ks + kdo, i);
+    mbar_arrive(mb); /* fullK[0] */
 
     const int wr0 = 32 * warp;
     const bool act = wr0 < nrows;
@@ -392,8 +424,8 @@ __global__ void __launch_bounds__(32 * FW, 1)
      * of a 16-row slab and chunk + (lane >> 4); (row & 7) == (lane & 7) */
     const int lr = (lane & 7) + 8 * ((lane >> 3) & 1), lc = lane >> 4, lx = lane & 7;
     const uint32_t qa0 = smem_u32(Qs) + (uint32_t)(wr0 + lr) * D * 2;
-    const uint32_t ka0 = smem_u32(Ks) + (uint32_t)lr * PG * 2;
-    const uint32_t va0 = smem_u32(Vs) + (uint32_t)lr * D * 2;
+    const uint32_t ka00 = smem_u32(Ks) + (uint32_t)lr * PG * 2;
+    const uint32_t va00 = smem_u32(Vs) + (uint32_t)lr * D * 2;
 
     float m[2][2], l[2][2], acc[2][NT][4];
 #pragma unroll
@@ -406,9 +438,17 @@ __global__ void __launch_bounds__(32 * FW, 1)
 
     for (int p = 0; p < npages; p++) {
         const bool more = p + 1 < npages;
-        cp_async_wait_all();
-        __syncthreads(); /* K(p) converted, V(p) staged, V(p-1) consumed */
+        const int b = p & 1;
+        const uint32_t par = (p >> 1) & 1;
+        unsigned char *Vb = Vs + (size_t)b * PG * D * 2, *Kn = Ks + (size_t)(b ^ 1) * PG * D * 2;
+        const uint32_t ka0 = ka00 + b * PG * D * 2, va0 = va00 + b * PG * D * 2;
+        /* F0 (K(p), converted by this thread in the previous phase) is free */
         if (more) stage(F0, lbase + (size_t)pt[p + 1] * page_floats + koff);
+        else cp_async_commit();
+        cp_async_wait_1(); /* this thread's share of V(p) has landed */
+        /* K(p) complete; and since every thread converted K(p) after its
+         * P V(p-2), buffer b of V is free for V(p) */
+        mbar_wait(mb + 8 * b, par);
         const bool run = act && p <= wlast_page;
         float s[2][8][4];
         if (run) {
@@ -419,7 +459,7 @@ __global__ void __launch_bounds__(32 * FW, 1)
 #pragma unroll
             for (int kk = 0; kk < KT; kk++) {
 #pragma unroll
-                for (int c = 0; c < CVA; c++) convert(F1, Vs, D, kk * CVA + c);
+                for (int c = 0; c < CVA; c++) convert(F1, Vb + vdo, kk * CVA + c);
                 uint32_t qf[2][4];
                 ldsm_x4(qf[0], qa0 + (((2 * kk + lc) ^ lx) << 4));
                 ldsm_x4(qf[1], qa0 + 16 * D * 2 + (((2 * kk + lc) ^ lx) << 4));
@@ -433,6 +473,9 @@ __global__ void __launch_bounds__(32 * FW, 1)
                     rl_mma_bf16(s[1][nt + 1], qf[1], b[2], b[3]);
                 }
             }
+            /* V(p) converted: let the other warps go on to P V while this one
+             * does its softmax */
+            mbar_arrive(mb + 16 + 8 * b); /* fullV[b] */
             if (PG * p + PG - 1 > wfirst_pos) { /* some key of the page after some row */
                 int rpos[2][2]; /* the rows' positions; -1: no row */
 #pragma unroll
@@ -453,6 +496,7 @@ __global__ void __launch_bounds__(32 * FW, 1)
                         s[mt][nt][3] = kp + 1 <= rpos[mt][1] ? s[mt][nt][3] : -INFINITY;
                     }
             }
+            float alv[2][2];
 #pragma unroll
             for (int mt = 0; mt < 2; mt++)
 #pragma unroll
@@ -475,25 +519,39 @@ __global__ void __launch_bounds__(32 * FW, 1)
                         rs += s[mt][nt][2 * h] + s[mt][nt][2 * h + 1];
                     }
                     l[mt][h] = l[mt][h] * al + rs;
+                    alv[mt][h] = al;
+                }
+            /* most pages leave every row's maximum where it was: skip the
+             * multiplications by 1 (same bits either way) */
+            if (!__all_sync(0xffffffffu, alv[0][0] == 1.0f && alv[0][1] == 1.0f &&
+                                             alv[1][0] == 1.0f && alv[1][1] == 1.0f)) {
+#pragma unroll
+                for (int mt = 0; mt < 2; mt++)
 #pragma unroll
                     for (int n = 0; n < NT; n++) {
-                        acc[mt][n][2 * h] *= al;
-                        acc[mt][n][2 * h + 1] *= al;
+                        acc[mt][n][0] *= alv[mt][0];
+                        acc[mt][n][1] *= alv[mt][0];
+                        acc[mt][n][2] *= alv[mt][1];
+                        acc[mt][n][3] *= alv[mt][1];
                     }
-                }
+            }
         } else {
 #pragma unroll
-            for (int i = 0; i < NCV; i++) convert(F1, Vs, D, i);
+            for (int i = 0; i < NCV; i++) convert(F1, Vb + vdo, i);
+            mbar_arrive(mb + 16 + 8 * b); /* fullV[b] */
         }
-        cp_async_wait_all();
-        __syncthreads(); /* V(p) converted, K(p) consumed, K(p+1) staged */
         if (more) stage(F1, lbase + (size_t)pt[p + 1] * page_floats + voff);
+        else cp_async_commit();
+        cp_async_wait_1(); /* this thread's share of K(p+1) has landed */
+        /* V(p) complete; and since every thread converted V(p) after its
+         * Q K(p-1)^T, buffer b^1 of K is free for K(p+1) */
+        mbar_wait(mb + 16 + 8 * b, par);
         if (run) {
 #pragma unroll
             for (int kj = 0; kj < PG / 16; kj++) {
                 if (more) {
 #pragma unroll
-                    for (int c = 0; c < CVB; c++) convert(F0, Ks, PG, kj * CVB + c);
+                    for (int c = 0; c < CVB; c++) convert(F0, Kn + kdo, kj * CVB + c);
                 }
                 uint32_t pa[2][4];
 #pragma unroll
@@ -515,9 +573,11 @@ __global__ void __launch_bounds__(32 * FW, 1)
             }
         } else if (more) {
 #pragma unroll
-            for (int i = 0; i < NCV; i++) convert(F0, Ks, PG, i);
+            for (int i = 0; i < NCV; i++) convert(F0, Kn + kdo, i);
         }
+        if (more) mbar_arrive(mb + 8 * (b ^ 1)); /* fullK[b^1] */
     }
+    cp_async_wait_all(); /* nothing in flight when the block exits */
     if (!act) return;
 #pragma unroll
     for (int mt = 0; mt < 2; mt++)
