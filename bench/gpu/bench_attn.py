@@ -32,7 +32,7 @@ P.add_argument("--lib", required=True)
 P.add_argument("--quick", action="store_true")
 P.add_argument("--big", action="store_true", help="also T = 128K")
 P.add_argument("--json", default="")
-P.add_argument("--only", default="", help="comma list: linp,lind,gqap,gqad")
+P.add_argument("--only", default="", help="comma list: linp,lind,gqap,gqad,gqadet (gqad's det rows alone)")
 A = P.parse_args()
 dev = torch.device("cuda")
 torch.manual_seed(0)
@@ -371,10 +371,10 @@ def main():
         for H, Hkv, D in shapes:
             for T in Ts:
                 gqa_prefill(H, Hkv, D, T)
-    if "gqad" in only:
+    if "gqad" in only or "gqadet" in only:
         for H, Hkv, D in shapes:
             for ctx in (4096, 32768):
-                for B in (1, 16, 64, 256):
+                for B in (1, 16, 64, 256) if "gqad" in only else ():
                     if B * ctx * 2 * Hkv * D * 4 > 40e9:
                         continue
                     gqa_decode(H, Hkv, D, B, ctx, 0)

@@ -622,6 +622,8 @@ int main(int argc, char **argv) {
         {"gq4-kv4-d128", 16, 4, 128, 2, {0, 33}, {300, 64}},
         {"gq8-kv1-d64", 8, 1, 64, 3, {0, 10, 127}, {500, 200, 2}},
         {"gq16-kv1-d64", 16, 1, 64, 2, {0, 3}, {150, 40}},
+        /* a group size that does not divide a tile's rows (gqa_fa: 42 tokens, 252 rows) */
+        {"gq6-kv2-d64", 12, 2, 64, 2, {0, 70}, {300, 90}},
     };
     int nl = (int)(sizeof LC / sizeof LC[0]), ng = (int)(sizeof GC / sizeof GC[0]);
     if (quick) nl = ng = 1;

@@ -1,6 +1,11 @@
 /* KV append and paged causal GQA attention on tensor cores (contract:
  * attn_cuda.h; page layout: src/state/kv_pages.h).
  *
+ * Two attention kernels: gqa_fa (below) takes every step of the
+ * deterministic mode and the prefill-sized steps of the default mode (some
+ * span longer than one 128-row tile); gqa_attend takes the decode-sized
+ * steps of the default mode, where it may split the pages over blocks.
+ *
  * gqa_attend: one block of 8 warps per (span, kv head, tile of query rows,
  * split). A block's 128 rows are (token, query head) pairs of one kv head:
  * row r is token r / gq, head r % gq of the group, so a decode token with its
@@ -262,6 +267,366 @@ __global__ void gqa_merge(float *__restrict__ o, int ldo, const rl_cu_span *__re
     }
 }
 
+/* ---- prefill kernel (gqa_fa) ---------------------------------------------------------
+ * One block of FW = 8 warps per (span, kv head, tile of FROWS = 256 rows), rows
+ * as in gqa_attend (token r / gq, head r % gq of the group); warp w owns rows
+ * 32w..32w+31 as two m16 tiles, so every K/V fragment read from shared memory
+ * feeds two mma. Pages are visited in ascending order, one page per
+ * iteration, in two phases:
+ *   A: S = Q K^T (K of page p), online softmax (base 2)   | first: V(p) fp32 -> bf16
+ *   B: O += P V (V of page p)                              | first: K(p+1) fp32 -> bf16
+ * Each thread stages its share of a block of the pool (fp32) by cp.async one
+ * phase before it converts that same share to bf16 (so staging needs no
+ * barrier), interleaved with its first mma steps, then arrives on the
+ * block's mbarrier. bf16 K and V are double-buffered: a warp waits only for
+ * every thread's share of the block it is about to read, and that wait also
+ * proves the buffer it is about to overwrite is no longer read (see the
+ * comments at the waits). No __syncthreads in the loop: warps drift apart,
+ * so one warp's softmax overlaps another's mma (~17% faster on H200 than
+ * the same kernel with two __syncthreads per page).
+ * Shared memory holds bf16 Q [row][d], K [d][j] and V [j][e] with the 16-byte
+ * chunks of a row XOR-swizzled by (row % 8), read by ldmatrix (.trans for K
+ * and V): conflict-free. P stays in registers as the A operand of P V.
+ *
+ * Determinism: a row's arithmetic is the same whatever tile, warp or m16 tile
+ * it sits in (mma rows are independent, the softmax reductions stay within
+ * the row's quad), pages in ascending order one at a time, and a page after
+ * the row's position changes nothing (alpha = 1, p = 0), so decode rows
+ * (deterministic mode sends them here too) get the bits of prefill. */
+constexpr int FW = 8;
+constexpr int FROWS = 32 * FW;
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], uint32_t a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+__device__ __forceinline__ void cp_async16(uint32_t s, const void *g) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(g) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+/* all but the newest group of this thread's copies have landed */
+__device__ __forceinline__ void cp_async_wait_1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+/* shared-memory mbarriers (sm_80): split arrive / wait, release / acquire */
+__device__ __forceinline__ void mbar_init(uint32_t a, int count) {
+    asm volatile("mbarrier.init.shared.b64 [%0], %1;" ::"r"(a), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t a) {
+    asm volatile("{\n\t.reg .b64 st;\n\tmbarrier.arrive.shared.b64 st, [%0];\n\t}" ::"r"(a) : "memory");
+}
+/* waits for the completion of the phase of parity `par` */
+__device__ __forceinline__ void mbar_wait(uint32_t a, uint32_t par) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define RL_MBAR_WAIT "mbarrier.try_wait.parity.shared.b64" /* suspends a while: less spinning */
+#else
+#define RL_MBAR_WAIT "mbarrier.test_wait.parity.shared.b64"
+#endif
+    asm volatile("{\n\t.reg .pred P;\n"
+                 "WAIT_%=:\n\t" RL_MBAR_WAIT " P, [%0], %1;\n\t"
+                 "@!P bra WAIT_%=;\n\t}" ::"r"(a), "r"(par) : "memory");
+}
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* Two fp32 -> packed bf16x2, round to nearest even, on the integer pipe: the
+ * bits of rl_bf2 for every non-NaN input (a NaN stays a NaN). Used for the
+ * K/V staging, which would otherwise share the conversion unit with the
+ * softmax's exp2 and P's conversion (measured on H200: ~1% faster prefill;
+ * the same trick for P was ~7% slower). */
+__device__ __forceinline__ uint32_t bf2_kv(float lo, float hi) {
+    uint32_t a = __float_as_uint(lo), b = __float_as_uint(hi);
+    a += 0x7fffu + ((a >> 16) & 1u);
+    b += 0x7fffu + ((b >> 16) & 1u);
+    return __byte_perm(a, b, 0x7632);
+}
+
+template <int D> constexpr size_t fa_smem() {
+    return (size_t)FROWS * D * 2 + 4 * (size_t)PG * D * 2 + 2 * (size_t)PG * D * 4 + 64;
+}
+
+template <int D>
+__global__ void __launch_bounds__(32 * FW, 1)
+    gqa_fa(const float *__restrict__ qkv, int ldqkv, float *__restrict__ o, int ldo,
+           const rl_cu_span *__restrict__ spans, const int *const *page_tables,
+           const float *__restrict__ pool, size_t page_floats, int layer, int H, int Hkv,
+           float sl2, int ntile_max) {
+    constexpr int NTH = 32 * FW;
+    constexpr int KT = D / 16, NT = D / 8;
+    constexpr int BLK = PG * D;              /* floats of one K or V block */
+    constexpr int NCV = BLK / 4 / NTH;       /* float4 conversions per thread per block */
+    /* conversions front-loaded: V(p) over the first SA steps of Q K^T, K(p+1)
+     * in the first step of P V, then the arrival, so that the other warps
+     * wait as little as possible on this one */
+    constexpr int SA = KT < 4 ? KT : 4, SB = 1;
+    constexpr int CVA = NCV / SA, CVB = NCV / SB;
+    static_assert(CVA * SA == NCV && CVB * SB == NCV, "conversion split");
+    extern __shared__ __align__(128) unsigned char sm[];
+    unsigned char *Qs = sm;                              /* [FROWS][D] bf16 */
+    unsigned char *Ks = Qs + (size_t)FROWS * D * 2;      /* 2 x [D][PG] bf16 */
+    unsigned char *Vs = Ks + 2 * (size_t)PG * D * 2;     /* 2 x [PG][D] bf16 */
+    float *F0 = (float *)(Vs + 2 * (size_t)PG * D * 2);  /* K block, fp32 as in the pool */
+    float *F1 = F0 + BLK;                                /* V block */
+    /* fullK[b], fullV[b]: every thread converted its share into buffer b */
+    const uint32_t mb = smem_u32(F1 + BLK);
+    const int gq = H / Hkv, TPC = FROWS / gq;
+    const int tile = ntile_max - 1 - (int)blockIdx.x, kvh = blockIdx.y;
+    const rl_cu_span sp = spans[blockIdx.z];
+    const int tok0 = tile * TPC;
+    if (tok0 >= sp.n) return; /* whole block: before any barrier */
+    const int ntok = sp.n - tok0 < TPC ? sp.n - tok0 : TPC, nrows = ntok * gq;
+    const int ppos = sp.pos0 + tok0; /* position of row 0 */
+    const int npages = (ppos + ntok - 1) / PG + 1;
+    const int *pt = page_tables[sp.seq];
+    const int KD = Hkv * D;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const float *lbase = pool + (size_t)layer * 2 * PG * KD;
+    const size_t koff = (size_t)kvh * D * PG, voff = (size_t)PG * KD + (size_t)kvh * PG * D;
+
+    auto stage = [&](float *F, const float *src) {
+        uint32_t s = smem_u32(F);
+#pragma unroll
+        for (int i = 0; i < BLK / 4 / NTH; i++) {
+            int q = tid + NTH * i;
+            cp_async16(s + 16 * q, src + 4 * q);
+        }
+        cp_async_commit();
+    };
+    /* The i-th float4 of this thread (the one its own cp.async brought: no
+     * barrier between staging and conversion): F [R][C] fp32 -> dst [R][C]
+     * bf16, swizzled. Step i moves NTH * 4 elements = 1024 / C rows, a
+     * multiple of 8, so the swizzle is the same for every i. */
+    static_assert(NTH * 4 % (8 * PG) == 0 && NTH * 4 % (8 * D) == 0, "conversion rows");
+    auto dst_off = [&](int C) {
+        int e = 4 * tid, row = e / C, col = e % C;
+        return row * C * 2 + (((col >> 3) ^ (row & 7)) << 4) + ((col & 4) << 1);
+    };
+    const int kdo = dst_off(PG), vdo = dst_off(D);
+    auto convert = [&](const float *F, unsigned char *dst, int i) {
+        float4 x = *(const float4 *)(F + 4 * tid + 4 * NTH * i);
+        uint2 v = make_uint2(bf2_kv(x.x, x.y), bf2_kv(x.z, x.w));
+        *(uint2 *)(dst + 8 * NTH * i) = v;
+    };
+
+    stage(F0, lbase + (size_t)pt[0] * page_floats + koff);
+    stage(F1, lbase + (size_t)pt[0] * page_floats + voff);
+    /* Q, scaled into base 2, bf16: 8 channels (one 16-byte chunk) per step */
+    for (int idx = tid; idx < FROWS * D / 8; idx += NTH) {
+        int r = idx / (D / 8), c = idx % (D / 8);
+        uint4 v = make_uint4(0u, 0u, 0u, 0u);
+        if (r < nrows) {
+            const float *q = qkv + (size_t)(sp.row0 + tok0 + r / gq) * ldqkv +
+                             (size_t)(kvh * gq + r % gq) * D + 8 * c;
+            v.x = rl_bf2(q[0] * sl2, q[1] * sl2);
+            v.y = rl_bf2(q[2] * sl2, q[3] * sl2);
+            v.z = rl_bf2(q[4] * sl2, q[5] * sl2);
+            v.w = rl_bf2(q[6] * sl2, q[7] * sl2);
+        }
+        *(uint4 *)(Qs + (size_t)r * D * 2 + ((c ^ (r & 7)) << 4)) = v;
+    }
+    if (tid < 4) mbar_init(mb + 8 * tid, NTH);
+    __syncthreads(); /* barriers initialized, Q stored */
+    cp_async_wait_1();
+#pragma unroll
+    for (int i = 0; i < NCV; i++) convert(F0, Ks + kdo, i);
+    mbar_arrive(mb); /* fullK[0] */
+
+    const int wr0 = 32 * warp;
+    const bool act = wr0 < nrows;
+    const int wlast = wr0 + 31 < nrows ? wr0 + 31 : nrows - 1;
+    const int wlast_page = act ? (ppos + wlast / gq) / PG : -1;
+    const int wfirst_pos = ppos + wr0 / gq;
+    /* ldmatrix lane addresses: lane supplies row (lane & 7) + 8 * ((lane >> 3) & 1)
+     * of a 16-row slab and chunk + (lane >> 4); (row & 7) == (lane & 7) */
+    const int lr = (lane & 7) + 8 * ((lane >> 3) & 1), lc = lane >> 4, lx = lane & 7;
+    const uint32_t qa0 = smem_u32(Qs) + (uint32_t)(wr0 + lr) * D * 2;
+    const uint32_t ka00 = smem_u32(Ks) + (uint32_t)lr * PG * 2;
+    const uint32_t va00 = smem_u32(Vs) + (uint32_t)lr * D * 2;
+
+    float m[2][2], l[2][2], acc[2][NT][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++) {
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0.0f;
+#pragma unroll
+        for (int n = 0; n < NT; n++) acc[mt][n][0] = acc[mt][n][1] = acc[mt][n][2] = acc[mt][n][3] = 0.0f;
+    }
+
+    for (int p = 0; p < npages; p++) {
+        const bool more = p + 1 < npages;
+        const int b = p & 1;
+        const uint32_t par = (p >> 1) & 1;
+        unsigned char *Vb = Vs + (size_t)b * PG * D * 2, *Kn = Ks + (size_t)(b ^ 1) * PG * D * 2;
+        const uint32_t ka0 = ka00 + b * PG * D * 2, va0 = va00 + b * PG * D * 2;
+        /* F0 (K(p), converted by this thread in the previous phase) is free */
+        if (more) stage(F0, lbase + (size_t)pt[p + 1] * page_floats + koff);
+        else cp_async_commit();
+        cp_async_wait_1(); /* this thread's share of V(p) has landed */
+        /* K(p) complete; and since every thread converted K(p) after its
+         * P V(p-2), buffer b of V is free for V(p) */
+        mbar_wait(mb + 8 * b, par);
+        const bool run = act && p <= wlast_page;
+        float s[2][8][4];
+        if (run) {
+#pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < KT; kk++) {
+                if (kk < SA) {
+#pragma unroll
+                    for (int c = 0; c < CVA; c++) convert(F1, Vb + vdo, kk * CVA + c);
+                    if (kk == SA - 1) mbar_arrive(mb + 16 + 8 * b); /* fullV[b] */
+                }
+                uint32_t qf[2][4];
+                ldsm_x4(qf[0], qa0 + (((2 * kk + lc) ^ lx) << 4));
+                ldsm_x4(qf[1], qa0 + 16 * D * 2 + (((2 * kk + lc) ^ lx) << 4));
+#pragma unroll
+                for (int nt = 0; nt < 8; nt += 2) {
+                    uint32_t bf[4];
+                    ldsm_x4_t(bf, ka0 + 16 * kk * PG * 2 + (((nt + lc) ^ lx) << 4));
+                    rl_mma_bf16(s[0][nt], qf[0], bf[0], bf[1]);
+                    rl_mma_bf16(s[1][nt], qf[1], bf[0], bf[1]);
+                    rl_mma_bf16(s[0][nt + 1], qf[0], bf[2], bf[3]);
+                    rl_mma_bf16(s[1][nt + 1], qf[1], bf[2], bf[3]);
+                }
+            }
+            if (PG * p + PG - 1 > wfirst_pos) { /* some key of the page after some row */
+                int rpos[2][2]; /* the rows' positions; -1: no row */
+#pragma unroll
+                for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        int r = wr0 + 16 * mt + g + 8 * h;
+                        rpos[mt][h] = r < nrows ? ppos + r / gq : -1;
+                    }
+#pragma unroll
+                for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++) {
+                        int kp = PG * p + 8 * nt + 2 * t;
+                        s[mt][nt][0] = kp <= rpos[mt][0] ? s[mt][nt][0] : -INFINITY;
+                        s[mt][nt][1] = kp + 1 <= rpos[mt][0] ? s[mt][nt][1] : -INFINITY;
+                        s[mt][nt][2] = kp <= rpos[mt][1] ? s[mt][nt][2] : -INFINITY;
+                        s[mt][nt][3] = kp + 1 <= rpos[mt][1] ? s[mt][nt][3] : -INFINITY;
+                    }
+            }
+            float alv[2][2];
+#pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    float mx = -INFINITY;
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++) mx = fmaxf(mx, fmaxf(s[mt][nt][2 * h], s[mt][nt][2 * h + 1]));
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                    float mn = fmaxf(m[mt][h], mx);
+                    /* a row with no visible key yet keeps p = 0 and no NaN */
+                    float mu = mn == -INFINITY ? 0.0f : mn;
+                    float al = ex2(m[mt][h] - mu);
+                    m[mt][h] = mn;
+                    float rs = 0.0f;
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++) {
+                        s[mt][nt][2 * h] = ex2(s[mt][nt][2 * h] - mu);
+                        s[mt][nt][2 * h + 1] = ex2(s[mt][nt][2 * h + 1] - mu);
+                        rs += s[mt][nt][2 * h] + s[mt][nt][2 * h + 1];
+                    }
+                    l[mt][h] = l[mt][h] * al + rs;
+                    alv[mt][h] = al;
+                }
+            /* most pages leave every row's maximum where it was: skip the
+             * multiplications by 1 (same bits either way) */
+            if (!__all_sync(0xffffffffu, alv[0][0] == 1.0f && alv[0][1] == 1.0f &&
+                                             alv[1][0] == 1.0f && alv[1][1] == 1.0f)) {
+#pragma unroll
+                for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+                    for (int n = 0; n < NT; n++) {
+                        acc[mt][n][0] *= alv[mt][0];
+                        acc[mt][n][1] *= alv[mt][0];
+                        acc[mt][n][2] *= alv[mt][1];
+                        acc[mt][n][3] *= alv[mt][1];
+                    }
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < NCV; i++) convert(F1, Vb + vdo, i);
+            mbar_arrive(mb + 16 + 8 * b); /* fullV[b] */
+        }
+        if (more) stage(F1, lbase + (size_t)pt[p + 1] * page_floats + voff);
+        else cp_async_commit();
+        cp_async_wait_1(); /* this thread's share of K(p+1) has landed */
+        /* V(p) complete; and since every thread converted V(p) after its
+         * Q K(p-1)^T, buffer b^1 of K is free for K(p+1) */
+        mbar_wait(mb + 16 + 8 * b, par);
+        if (run) {
+#pragma unroll
+            for (int kj = 0; kj < PG / 16; kj++) {
+                if (more && kj < SB) {
+#pragma unroll
+                    for (int c = 0; c < CVB; c++) convert(F0, Kn + kdo, kj * CVB + c);
+                    if (kj == SB - 1) mbar_arrive(mb + 8 * (b ^ 1)); /* fullK[b^1] */
+                }
+                uint32_t pa[2][4];
+#pragma unroll
+                for (int mt = 0; mt < 2; mt++) {
+                    pa[mt][0] = rl_bf2(s[mt][2 * kj][0], s[mt][2 * kj][1]);
+                    pa[mt][1] = rl_bf2(s[mt][2 * kj][2], s[mt][2 * kj][3]);
+                    pa[mt][2] = rl_bf2(s[mt][2 * kj + 1][0], s[mt][2 * kj + 1][1]);
+                    pa[mt][3] = rl_bf2(s[mt][2 * kj + 1][2], s[mt][2 * kj + 1][3]);
+                }
+#pragma unroll
+                for (int n = 0; n < NT; n += 2) {
+                    uint32_t bf[4];
+                    ldsm_x4_t(bf, va0 + 16 * kj * D * 2 + (((n + lc) ^ lx) << 4));
+                    rl_mma_bf16(acc[0][n], pa[0], bf[0], bf[1]);
+                    rl_mma_bf16(acc[1][n], pa[1], bf[0], bf[1]);
+                    rl_mma_bf16(acc[0][n + 1], pa[0], bf[2], bf[3]);
+                    rl_mma_bf16(acc[1][n + 1], pa[1], bf[2], bf[3]);
+                }
+            }
+        } else if (more) {
+#pragma unroll
+            for (int i = 0; i < NCV; i++) convert(F0, Kn + kdo, i);
+            mbar_arrive(mb + 8 * (b ^ 1)); /* fullK[b^1] */
+        }
+    }
+    cp_async_wait_all(); /* nothing in flight when the block exits */
+    if (!act) return;
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int r = wr0 + 16 * mt + g + 8 * h;
+            float L = l[mt][h];
+            L += __shfl_xor_sync(0xffffffffu, L, 1);
+            L += __shfl_xor_sync(0xffffffffu, L, 2);
+            if (r >= nrows) continue;
+            float inv = 1.0f / L;
+            float *orow = o + (size_t)(sp.row0 + tok0 + r / gq) * ldo + (size_t)(kvh * gq + r % gq) * D;
+#pragma unroll
+            for (int n = 0; n < NT; n++) {
+                /* scalar stores: ldo and o carry no alignment promise */
+                orow[8 * n + 2 * t] = acc[mt][n][2 * h] * inv;
+                orow[8 * n + 2 * t + 1] = acc[mt][n][2 * h + 1] * inv;
+            }
+        }
+}
+
 template <int D>
 int launch_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span *spans,
                int n_spans, int max_n, const int *const *page_tables, const float *pool,
@@ -269,8 +634,24 @@ int launch_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span 
                cudaStream_t st) {
     int gq = H / Hkv, TPC = ROWS / gq;
     int ntile_max = (max_n + TPC - 1) / TPC;
+    const float sl2 = scale * 1.4426950408889634f; /* base-2 softmax */
+    if (deterministic || ntile_max > 1) {
+        /* prefill-sized steps, and every step in deterministic mode */
+        static bool attr_set = false; /* one per instantiation */
+        if (!attr_set) {
+            RL_CU_TRY(cudaFuncSetAttribute(gqa_fa<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           (int)fa_smem<D>()));
+            attr_set = true;
+        }
+        int ftpc = FROWS / gq, nt = (max_n + ftpc - 1) / ftpc;
+        gqa_fa<D><<<dim3(nt, Hkv, n_spans), 32 * FW, fa_smem<D>(), st>>>(
+            qkv, ldqkv, o, ldo, spans, page_tables, pool, page_floats, layer, H, Hkv, sl2, nt);
+        RL_CU_LAUNCHED();
+        return 0;
+    }
+    /* decode-sized steps of the default mode: gqa_attend, pages split over blocks */
     int NS = 1;
-    if (!deterministic && ntile_max == 1) {
+    {
         int blocks = n_spans * Hkv, target = 2 * rl_cu_sm_count();
         NS = (target + blocks - 1) / blocks;
         if (NS > 32) NS = 32;
@@ -283,7 +664,6 @@ int launch_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span 
                                 (size_t)n_spans * Hkv * NS * ROWS * (D + 2) * sizeof(float), &w));
         part = (float *)w;
     }
-    const float sl2 = scale * 1.4426950408889634f; /* base-2 softmax */
     gqa_attend<D><<<dim3(ntile_max * NS, Hkv, n_spans), 32 * NWARP, 0, st>>>(
         qkv, ldqkv, o, ldo, spans, page_tables, pool, page_floats, layer, H, Hkv, sl2, NS,
         ntile_max, part);
