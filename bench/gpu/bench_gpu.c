@@ -14,8 +14,8 @@
  * softmax). Prefill feeds the context in steps of --step tokens; the time to
  * reach each context is its prefill time. Decode forks B sequences from the
  * prefilled context (KV pages shared, Lightning state copied), runs 2 warm-up
- * steps and 5 timed steps of one token per sequence (logits of every
- * sequence). Each model gets --budget seconds (default 90); what does not fit
+ * steps and 5 timed steps of one token per sequence, each sequence drawing
+ * its next token on the device (default sampler; no logits copied). Each model gets --budget seconds (default 90); what does not fit
  * is printed as "not measured". */
 #include <math.h>
 #include <stdio.h>
@@ -154,7 +154,7 @@ static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, i
            (k.w_fixed + k.n_moe * k.K * k.w_expert) / 1e9, k.params_tok / 1e9);
     double start = now();
     int V = c.vocab_size;
-    float *logits = malloc(sizeof(float) * (size_t)V * (maxb > 1 ? maxb : 1));
+    float *logits = malloc(sizeof(float) * (size_t)V); /* the prefill's last row */
     int *tok = malloc(sizeof(int) * (size_t)(maxctx + 64));
     uint64_t s = 12345;
     for (int i = 0; i < maxctx + 64; i++) {
@@ -173,7 +173,7 @@ static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, i
         int target = ctxs[ci];
         while (rl_cuda_seq_pos(base) < target && now() - start < budget * 0.5) {
             int pos = rl_cuda_seq_pos(base), n = target - pos < stepsz ? target - pos : stepsz;
-            rl_cuda_span sp = {base, tok + pos, n, pos, RL_LOGITS_LAST, logits};
+            rl_cuda_span sp = {base, tok + pos, n, pos, RL_LOGITS_LAST, logits, NULL};
             double a = now();
             if (rl_cuda_step(g, &sp, 1, &e)) { printf("prefill: %s\n", e.msg); goto done; }
             tt += now() - a;
@@ -210,20 +210,34 @@ static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, i
             }
             rl_cuda_seq **q = calloc((size_t)B, sizeof *q);
             rl_cuda_span *sp = calloc((size_t)B, sizeof *sp);
-            int ok = q && sp;
-            for (int i = 0; ok && i < B; i++)
-                ok = !rl_cuda_seq_new(g, &q[i], &e) && !rl_cuda_seq_fork(q[i], snap[ci], &e);
+            rl_sampler *smp = calloc((size_t)B, sizeof *smp);
+            rl_sample_req *req = calloc((size_t)B, sizeof *req);
+            int ok = q && sp && smp && req;
+            /* each sequence draws its next token on the device with llama.cpp's
+             * default sampler (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05)
+             * and feeds it back: only tokens cross to the host, as in serving */
+            rl_sampler_params spar;
+            rl_sampler_defaults(&spar);
+            for (int i = 0; ok && i < B; i++) {
+                spar.seed = 1000 + (uint64_t)i;
+                ok = !rl_sampler_init(&smp[i], &spar, V) &&
+                     !rl_cuda_seq_new(g, &q[i], &e) && !rl_cuda_seq_fork(q[i], snap[ci], &e);
+                req[i] = (rl_sample_req){&smp[i], V, tok[ctx + (i % 7)], 0.0f};
+            }
             double td = 0;
             rl_cuda_profile(g, NULL, true);
             for (int st = 0; ok && st < 7; st++) {
                 if (st == 2) rl_cuda_profile(g, NULL, true);
                 for (int i = 0; i < B; i++)
-                    sp[i] = (rl_cuda_span){q[i], tok + ctx + st + (i % 7), 1, ctx + st, RL_LOGITS_LAST,
-                                           logits + (size_t)i * V};
+                    sp[i] = (rl_cuda_span){q[i], &req[i].token, 1, ctx + st, RL_LOGITS_LAST, NULL,
+                                           &req[i]};
                 double a = now();
                 ok = !rl_cuda_step(g, sp, B, &e);
                 if (st >= 2) td += now() - a;
             }
+            for (int i = 0; i < B && smp; i++) rl_sampler_free(&smp[i]);
+            free(smp);
+            free(req);
             if (!ok) {
                 printf("| tg b%d @ %d | failed | | | %s |\n", B, ctx, e.msg);
             } else {

@@ -1,5 +1,7 @@
 #include "apps/app_engine.h"
 
+#include "engine/logprob.h"
+
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,12 +113,16 @@ int app_step(app_engine *g, const app_span *spans, int n, rl_err *e) {
         if (!cs) return rl_errf(e, RL_E_NOMEM, "out of memory");
         for (int i = 0; i < n; i++)
             cs[i] = (rl_cuda_span){spans[i].seq->gpu, spans[i].tokens, spans[i].n,
-                                   spans[i].first_pos, spans[i].want, spans[i].logits};
+                                   spans[i].first_pos, spans[i].want, spans[i].logits,
+                                   spans[i].sample};
         int rc = rl_cuda_step(g->gpu, cs, n, e);
         free(cs);
         return rc;
     }
 #endif
+    for (int i = 0; i < n; i++)
+        if (spans[i].sample && (spans[i].want != RL_LOGITS_LAST || !spans[i].logits))
+            return rl_errf(e, RL_E_ARG, "app_step: span %d samples without a logits row", i);
     rl_span *cs = malloc(sizeof *cs * (size_t)n);
     if (!cs) return rl_errf(e, RL_E_NOMEM, "out of memory");
     for (int i = 0; i < n; i++)
@@ -124,5 +130,11 @@ int app_step(app_engine *g, const app_span *spans, int n, rl_err *e) {
                           spans[i].want, spans[i].logits};
     int rc = rl_step(&g->cpu, cs, n, e);
     free(cs);
+    for (int i = 0; !rc && i < n; i++) {
+        rl_sample_req *r = spans[i].sample;
+        if (!r) continue;
+        r->token = rl_sampler_sample(r->smp, spans[i].logits, r->n_valid);
+        r->logprob = rl_logprob(spans[i].logits, g->m->cfg.vocab_size, r->token);
+    }
     return rc;
 }

@@ -23,6 +23,10 @@ typedef struct app_span {
     const int *tokens;
     int n, first_pos, want;
     float *logits;
+    /* optional, with want == RL_LOGITS_LAST: the next token drawn in the step
+     * (on the GPU without copying the logits where it can; on the CPU from
+     * `logits`, which must then be given) */
+    rl_sample_req *sample;
 } app_span;
 
 /* Fails (printing why) for --device cuda when ringlm was built without CUDA,

@@ -83,7 +83,7 @@ static uint64_t rnd(uint64_t *s) {
 static int fill_depth(app_engine *eng, app_seq *sl, int depth, int *tok, rl_err *e) {
     for (int d = 0; d < depth;) {
         int k = depth - d < 512 ? depth - d : 512;
-        app_span s = {sl, tok + d, k, app_seq_pos(eng, sl), RL_LOGITS_NONE, NULL};
+        app_span s = {sl, tok + d, k, app_seq_pos(eng, sl), RL_LOGITS_NONE, NULL, NULL};
         if (app_step(eng, &s, 1, e)) return 1;
         d += k;
     }
@@ -154,7 +154,7 @@ int cmd_bench(int argc, char **argv) {
         }
         if (p) {
             double t0 = app_now();
-            app_span s = {&sl, tok + depth, p, app_seq_pos(&eng, &sl), RL_LOGITS_LAST, logits};
+            app_span s = {&sl, tok + depth, p, app_seq_pos(&eng, &sl), RL_LOGITS_LAST, logits, NULL};
             if (app_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
             if (r >= 0) pp[r] = p / (app_now() - t0);
         }
@@ -162,7 +162,7 @@ int cmd_bench(int argc, char **argv) {
             double t0 = app_now();
             for (int i = 0; i < n; i++) {
                 app_span s = {&base, tok + depth + p + i, 1, app_seq_pos(&eng, &base),
-                              RL_LOGITS_LAST, logits};
+                              RL_LOGITS_LAST, logits, NULL};
                 if (app_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
             }
             if (r >= 0) tg[r] = n / (app_now() - t0);

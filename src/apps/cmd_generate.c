@@ -96,19 +96,21 @@ int cmd_generate(int argc, char **argv) {
     if (rl_sampler_init(&smp, &sp, (int)V)) { app_fail("out of memory"); goto out; }
     fprintf(stderr, "seed: %llu\n", (unsigned long long)rl_sampler_seed(&smp));
     for (int i = 0; i < n; i++) rl_sampler_accept(&smp, ids[i]);
-    double t0 = app_now();
-    app_span s = {&slot, ids, n, 0, RL_LOGITS_LAST, logits};
-    if (app_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
-    double t1 = app_now();
     /* ids the tokenizer does not define (padding rows) are never sampled */
     int n_valid = (int)V;
     if (tx.tok && rl_tok_vocab_size(tx.tok) < n_valid) n_valid = rl_tok_vocab_size(tx.tok);
+    /* each step also draws the next token (on the GPU the logits stay there) */
+    rl_sample_req req = {&smp, n_valid, 0, 0.0f};
+    double t0 = app_now();
+    app_span s = {&slot, ids, n, 0, RL_LOGITS_LAST, logits, &req};
+    if (app_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
+    double t1 = app_now();
     int gen = 0;
     for (; gen < n_predict; gen++) {
-        int tok = rl_sampler_sample(&smp, logits, n_valid);
+        int tok = req.token;
         rl_sampler_accept(&smp, tok);
         gen_ids[gen] = tok;
-        gen_lp[gen] = rl_logprob(logits, (int)V, tok);
+        gen_lp[gen] = req.logprob;
         if (ts) {
             const char *piece;
             size_t len;
@@ -121,7 +123,8 @@ int cmd_generate(int argc, char **argv) {
         fflush(stdout);
         if (app_text_is_stop(&tx, tok) && !ignore_eos) { gen++; break; }
         if (gen + 1 == n_predict) { gen++; break; }
-        app_span d = {&slot, &tok, 1, app_seq_pos(&eng, &slot), RL_LOGITS_LAST, logits};
+        app_span d = {&slot, &tok, 1, app_seq_pos(&eng, &slot), RL_LOGITS_LAST,
+                      mo.device == APP_CUDA ? NULL : logits, &req};
         if (app_step(&eng, &d, 1, &e)) { app_fail("%s", e.msg); goto out; }
     }
     if (ts) {

@@ -76,11 +76,11 @@ int cmd_logits(int argc, char **argv) {
     for (int s = 0; s < n_steps; s++) {
         app_span sp[65];
         int k = 0;
-        sp[k++] = (app_span){&slots[0], ids + pos, steps[s], pos, RL_LOGITS_ALL, logits + (size_t)pos * V};
+        sp[k++] = (app_span){&slots[0], ids + pos, steps[s], pos, RL_LOGITS_ALL, logits + (size_t)pos * V, NULL};
         for (int c = 0; c < n_comp; c++) {
             int take = cn[c] - cdone[c] < steps[s] ? cn[c] - cdone[c] : steps[s];
             if (take <= 0) continue;
-            sp[k++] = (app_span){&slots[c + 1], cids[c] + cdone[c], take, cdone[c], RL_LOGITS_NONE, NULL};
+            sp[k++] = (app_span){&slots[c + 1], cids[c] + cdone[c], take, cdone[c], RL_LOGITS_NONE, NULL, NULL};
             cdone[c] += take;
         }
         if (app_step(&eng, sp, k, &e)) { app_fail("%s", e.msg); goto done2; }

@@ -9,6 +9,7 @@
 #include "engine/step_cuda.h"
 #include "ops/cuda/attn_cuda.h"
 #include "ops/cuda/fwd_cuda.h"
+#include "ops/cuda/sample_cuda.h"
 
 /* Returns from the calling function with e set when a CUDA runtime call or a
  * launcher of ops/cuda fails. */
@@ -50,6 +51,23 @@ typedef struct cu_work {
     size_t logits_cap; /* floats */
 } cu_work;
 
+/* The draws riding on a step (sample_step_cuda.c): host staging and device
+ * copies, grown on demand (never inside a captured graph: sampling runs after
+ * the step's forward, eagerly). */
+typedef struct cu_sampling {
+    int cap_rows, cap_pen;
+    rl_cu_sample_args *h_args, *d_args;
+    int *h_pen_tok, *h_pen_cnt, *d_pen_tok, *d_pen_cnt;
+    int *h_tok, *d_tok;
+    float *h_lp, *d_lp;
+    float *d_scratch; /* cap_rows * vocab floats, for penalized rows */
+    size_t scratch_floats;
+    float *h_logits; /* host draws: their logits rows (cap_rows * vocab) */
+    rl_sampler_draw *draws; /* per request, in span order */
+    int *kind;              /* per span: 0 none, 1 device, 2 host */
+    int cap_spans;
+} cu_sampling;
+
 struct rl_cuda_engine {
     const rl_model *m;
     rl_cuda_opts opt;
@@ -81,6 +99,7 @@ struct rl_cuda_engine {
     char *meta_h, *meta_d;
     size_t meta_cap;
     cu_work w;
+    cu_sampling smp;
     int max_ctx;
     size_t lin_floats;
     /* Decode steps (every span one token) replay a CUDA graph of the device
@@ -114,6 +133,14 @@ struct rl_cuda_seq {
     int *pages;
     int n_pages, cap_pages;
 };
+
+/* sample_step_cuda.c: after the forward is queued, the draws of the spans
+ * with a sample request (device kernel where rl_cu_sample_ok, else their
+ * logits row copied for the host); after the stream synchronizes, their
+ * tokens and log-probabilities. */
+int rl_cu_samples_launch(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *e);
+void rl_cu_samples_finish(rl_cuda_engine *eng, const rl_cuda_span *spans, int n);
+void rl_cu_samples_free(cu_sampling *s);
 
 /* weights_cuda.c */
 int rl_cu_upload_weights(rl_cuda_engine *eng, rl_err *e);

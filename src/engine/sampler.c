@@ -49,8 +49,10 @@ int rl_sampler_init(rl_sampler *s, const rl_sampler_params *p, int n_vocab) {
     s->hist = malloc(sizeof(int) * (size_t)s->hist_cap);
     s->idx = malloc(sizeof(int) * (size_t)n_vocab);
     s->val = malloc(sizeof(float) * (size_t)n_vocab);
+    s->pen_tok = malloc(sizeof(int) * (size_t)s->hist_cap);
+    s->pen_cnt = malloc(sizeof(int) * (size_t)s->hist_cap);
     s->n_vocab = n_vocab;
-    if (!s->hist || !s->idx || !s->val) {
+    if (!s->hist || !s->idx || !s->val || !s->pen_tok || !s->pen_cnt) {
         rl_sampler_free(s);
         return -1;
     }
@@ -61,6 +63,8 @@ void rl_sampler_free(rl_sampler *s) {
     free(s->hist);
     free(s->idx);
     free(s->val);
+    free(s->pen_tok);
+    free(s->pen_cnt);
     memset(s, 0, sizeof *s);
 }
 
@@ -81,38 +85,63 @@ static int cmp_desc(const void *a, const void *b, void *ctx) {
     return (i > j) - (i < j);
 }
 
+void rl_sampler_prepare(rl_sampler *s, rl_sampler_draw *d) {
+    const rl_sampler_params *p = &s->p;
+    d->temperature = p->temperature;
+    d->top_p = p->top_p;
+    d->min_p = p->min_p;
+    d->repeat_penalty = p->repeat_penalty;
+    d->presence_penalty = p->presence_penalty;
+    d->frequency_penalty = p->frequency_penalty;
+    d->top_k = p->top_k;
+    d->penalize = s->hist_len > 0 && (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f ||
+                                      p->frequency_penalty != 0.0f);
+    d->n_pen = 0;
+    if (d->penalize) {
+        /* the window's distinct tokens and counts: sort a copy (windows are short) */
+        int m = s->hist_len, *w = s->pen_tok;
+        for (int i = 0; i < m; i++) w[i] = s->hist[i];
+        for (int i = 1; i < m; i++) {
+            int x = w[i], j = i - 1;
+            while (j >= 0 && w[j] > x) { w[j + 1] = w[j]; j--; }
+            w[j + 1] = x;
+        }
+        int n = 0;
+        for (int i = 0; i < m;) {
+            int j = i;
+            while (j < m && w[j] == w[i]) j++;
+            w[n] = w[i]; /* n <= i: in place */
+            s->pen_cnt[n++] = j - i;
+            i = j;
+        }
+        d->n_pen = n;
+    }
+    d->pen_tok = s->pen_tok;
+    d->pen_cnt = s->pen_cnt;
+    d->u01 = p->temperature > 0.0f ? (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0)
+                                   : 0.0;
+}
+
 int rl_sampler_sample(rl_sampler *s, const float *logits, int n_valid) {
+    rl_sampler_draw d;
+    rl_sampler_prepare(s, &d);
+    return rl_sampler_pick(s, &d, logits, n_valid);
+}
+
+int rl_sampler_pick(rl_sampler *s, const rl_sampler_draw *p, const float *logits, int n_valid) {
     int n = n_valid < s->n_vocab ? n_valid : s->n_vocab;
     float *v = s->val;
     memcpy(v, logits, sizeof(float) * (size_t)n);
-    const rl_sampler_params *p = &s->p;
-    if (s->hist_len > 0 &&
-        (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f)) {
-        /* count occurrences in the window: sort a copy of the window */
-        int m = s->hist_len;
-        int *w = malloc(sizeof(int) * (size_t)m);
-        if (w) {
-            for (int i = 0; i < m; i++) w[i] = s->hist[i];
-            for (int i = 1; i < m; i++) { /* insertion sort: windows are short */
-                int x = w[i], j = i - 1;
-                while (j >= 0 && w[j] > x) { w[j + 1] = w[j]; j--; }
-                w[j + 1] = x;
+    if (p->penalize)
+        for (int i = 0; i < p->n_pen; i++) {
+            int tok = p->pen_tok[i], cnt = p->pen_cnt[i];
+            if (tok >= 0 && tok < n) {
+                float x = v[tok];
+                x = x <= 0 ? x * p->repeat_penalty : x / p->repeat_penalty;
+                x -= (float)cnt * p->frequency_penalty + p->presence_penalty;
+                v[tok] = x;
             }
-            for (int i = 0; i < m;) {
-                int j = i;
-                while (j < m && w[j] == w[i]) j++;
-                int tok = w[i], cnt = j - i;
-                if (tok >= 0 && tok < n) {
-                    float x = v[tok];
-                    x = x <= 0 ? x * p->repeat_penalty : x / p->repeat_penalty;
-                    x -= (float)cnt * p->frequency_penalty + p->presence_penalty;
-                    v[tok] = x;
-                }
-                i = j;
-            }
-            free(w);
         }
-    }
     if (p->temperature <= 0.0f) {
         int best = 0;
         for (int i = 1; i < n; i++)
@@ -174,7 +203,7 @@ int rl_sampler_sample(rl_sampler *s, const float *logits, int n_valid) {
     /* temperature, then draw */
     sum = 0;
     for (int i = 0; i < k; i++) sum += (pr[i] = exp(((double)v[idx[i]] - mx) / p->temperature));
-    double u = (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0) * sum;
+    double u = p->u01 * sum;
     int pick = idx[k - 1];
     double c = 0;
     for (int i = 0; i < k; i++) {

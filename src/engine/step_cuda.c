@@ -81,6 +81,7 @@ void rl_cuda_engine_free(rl_cuda_engine *eng) {
     if (eng->st) cudaStreamSynchronize(eng->st);
     rl_cu_attn_release();
     free_work(&eng->w);
+    rl_cu_samples_free(&eng->smp);
     rl_cu_free_weights(eng);
     if (eng->pool) cudaFree(eng->pool);
     if (eng->meta_h) cudaFreeHost(eng->meta_h);
@@ -633,7 +634,10 @@ static int check(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *
         if (sp->first_pos != sp->seq->pos)
             return rl_errf(e, RL_E_ARG, "rl_cuda_step: span %d starts at position %d but its "
                            "sequence is at %d", s, sp->first_pos, sp->seq->pos);
-        if (sp->want != RL_LOGITS_NONE && !sp->logits)
+        if (sp->sample && (sp->want != RL_LOGITS_LAST || !sp->sample->smp))
+            return rl_errf(e, RL_E_ARG, "rl_cuda_step: span %d asks for a sample without "
+                           "RL_LOGITS_LAST or without a sampler", s);
+        if (sp->want != RL_LOGITS_NONE && !sp->logits && !sp->sample)
             return rl_errf(e, RL_E_ARG, "rl_cuda_step: span %d wants logits but has no buffer", s);
         for (int r = 0; r < s; r++)
             if (spans[r].seq == sp->seq)
@@ -786,18 +790,20 @@ int rl_cuda_step(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *
             eng->seen_wsgen = rl_cu_attn_ws_gen(); /* after the step's own scratch growth */
         }
     }
+    RL_TRY(rl_cu_samples_launch(eng, spans, n, e));
     CU_TRY(cudaEventRecord(eng->ev1, eng->st));
     size_t r = 0;
     for (int s = 0; s < n; s++) {
         const rl_cuda_span *sp = &spans[s];
         size_t rows = sp->want == RL_LOGITS_ALL ? (size_t)sp->n : sp->want == RL_LOGITS_LAST;
-        if (!rows) continue;
-        CU_TRY(cudaMemcpyAsync(sp->logits, w->LOGITS + r * V, sizeof(float) * rows * V,
-                               cudaMemcpyDeviceToHost, eng->st));
+        if (rows && sp->logits)
+            CU_TRY(cudaMemcpyAsync(sp->logits, w->LOGITS + r * V, sizeof(float) * rows * V,
+                                   cudaMemcpyDeviceToHost, eng->st));
         r += rows;
     }
     CU_TRY(cudaStreamSynchronize(eng->st));
     CU_TRY(cudaGetLastError());
+    rl_cu_samples_finish(eng, spans, n);
     if (eng->prof) collect(eng);
     eng->last_T = T;
     for (int s = 0; s < n; s++) spans[s].seq->pos += spans[s].n;

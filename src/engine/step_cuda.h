@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "engine/sampler.h"
 #include "engine/step.h"
 #include "model/model.h"
 
@@ -83,7 +84,14 @@ typedef struct rl_cuda_span {
     int n;             /* >= 1 */
     int first_pos;     /* must equal the sequence's position */
     int want;          /* RL_LOGITS_* */
-    float *logits;     /* host, [n or 1][vocab_size] when want != NONE */
+    float *logits;     /* host, [n or 1][vocab_size] when want != NONE (may be NULL with a
+                        * sample request: the logits then stay on the device) */
+    /* Optional (want == RL_LOGITS_LAST): draw the next token from the last
+     * row on the device (src/ops/cuda/sample_cuda.h: the token rl_sampler_sample
+     * would pick from the same logits; top-k off with a temperature falls back
+     * to the host), filling sample->token and ->logprob; only the token and
+     * its log-probability cross to the host. One request per sampler per step. */
+    rl_sample_req *sample;
 } rl_cuda_span;
 
 /* rl_step on the device. Every check happens before any state changes. */

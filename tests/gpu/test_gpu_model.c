@@ -167,12 +167,12 @@ static float *gpu_logits(rl_cuda_engine *g, const rl_model *m, const int *ids, i
     for (int k = 0; k < n_steps; k++) {
         rl_cuda_span sp[5];
         int ns = 0;
-        sp[ns++] = (rl_cuda_span){s, ids + pos, steps[k], pos, RL_LOGITS_ALL, out + (size_t)pos * V};
+        sp[ns++] = (rl_cuda_span){s, ids + pos, steps[k], pos, RL_LOGITS_ALL, out + (size_t)pos * V, NULL};
         for (int c = 0; c < n_comp; c++) { /* companions take other amounts */
             int take = 1 + (int)(rl_t_rand(&seed) % (uint64_t)(c == 0 ? 3 : 70));
             int cp = rl_cuda_seq_pos(comp[c]);
             if (cp + take > 2 * n) continue;
-            sp[ns++] = (rl_cuda_span){comp[c], cids[c] + cp, take, cp, RL_LOGITS_NONE, NULL};
+            sp[ns++] = (rl_cuda_span){comp[c], cids[c] + cp, take, cp, RL_LOGITS_NONE, NULL, NULL};
         }
         if (rl_cuda_step(g, sp, ns, &e)) goto fail;
         pos += steps[k];
