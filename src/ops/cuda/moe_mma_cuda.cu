@@ -20,20 +20,22 @@
  * Staging: 256 threads copy 64-wide k slices (one 128-byte row per weight
  * or token row, 16-byte chunks XOR-swizzled by row % 8: the 128-byte swizzle
  * of wgmma, conflict-free for ldmatrix too) with cp.async, two slices ahead,
- * into a 3-stage ring (3 x 32 KB: two blocks per SM; RL_CUDA_MMA=wg4: 4
- * stages, one block per SM, the wgmma of a slice left running across the
- * next barrier). Token rows are gathered per row
- * (xrow / xdiv); rows past the tile's end and weight rows past N are clamped
- * to a valid row for the loads and not stored; a slice past K is zero-filled
- * (K % 8 == 0: a chunk is wholly inside or outside).
+ * into a 3-stage ring (3 x 32 KB: two blocks per SM). Token rows are
+ * gathered per row (xrow / xdiv); rows past the tile's end and weight rows
+ * past N are clamped to a valid row for the loads and not stored; a slice
+ * past K is zero-filled (K % 8 == 0: a chunk is wholly inside or outside).
  *
  * Compute, by default on sm_90 (H100/H200): wgmma (two warpgroups, 64 weight
- * rows each, m64nNk16 over the hi + lo rows; the tile's last partial tile
- * uses the smallest N of 16/32/64/128 that holds its rows). RL_CUDA_MMA=sync
- * (and other cards): ldmatrix + mma.sync m16n8k16, 8 warps of 64 weight rows
- * x 16 tokens (hi and lo into the same accumulators), warps past the tile's
- * rows skip the math. RL_CUDA_MMA=old (and x_lo == NULL): the previous
- * kernel (64 x 64 tiles, 4 warps, 32-wide slices), kept for A/B. */
+ * rows each, m64nNk16 over the hi + lo rows; an expert's last, partial tile
+ * uses the smallest N of 16/32/64/128 that holds its rows), the prefetch of
+ * slice kt+2 issued after the wgmma of slice kt is (kind 4 below,
+ * RL_CUDA_MMA=wgl). Kept for A/B (RL_CUDA_MMA): wg (prefetch before the
+ * wgmma), wg4 (4 stages, one block per SM, a wgmma left running across the
+ * barrier), wgp (3 stages, one slice ahead, a wgmma left running), sync
+ * (also the default off sm_90: ldmatrix + mma.sync m16n8k16, 8 warps of 64
+ * weight rows x 16 tokens, hi and lo into the same accumulators, warps past
+ * the tile's rows skip the math), old (also with x_lo == NULL: the previous
+ * kernel, 64 x 64 tiles, 4 warps, 32-wide slices). */
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -204,7 +206,9 @@ constexpr int XNTH = 256;
 constexpr int A_BYTES = XM * 128, B_BYTES = 2 * XT * 128, ST_BYTES = A_BYTES + B_BYTES;
 /* kernel kinds: 1 = mma.sync, 2 = wgmma with 3 stages (prefetch distance 2, each slice's
  * wgmma waited before the next barrier: two blocks per SM), 3 = wgmma with 4 stages
- * (distance 2, one wgmma group left in flight across the barrier: one block per SM) */
+ * (distance 2, one wgmma group left in flight across the barrier: one block per SM),
+ * 4 = kind 2 with the prefetch issued after the wgmma (copies issued while it runs),
+ * 5 = 3 stages, distance 1, the prefetch after the wgmma, one wgmma group in flight */
 __host__ __device__ constexpr int x_stages(int kind) { return kind == 3 ? 4 : 3; }
 constexpr int x_smem(int kind) { return x_stages(kind) * ST_BYTES + 1024; } /* + 1024 alignment */
 static_assert(XT == 64, "the B tile layout assumes 64 token rows");
@@ -308,7 +312,11 @@ template <int KIND, int H>
 __device__ __forceinline__ void x_body(const rl_cu_moe_mma_args &p, const uint16_t *W, float *Y,
                                        int r0, int nt, int o0, unsigned sbase) {
     constexpr bool WG = KIND >= 2;
-    constexpr int NS = x_stages(KIND), PD = 2, WW = KIND == 3 ? 1 : 0;
+    constexpr int NS = x_stages(KIND), PD = KIND == 5 ? 1 : 2;
+    constexpr int WW = KIND == 3 || KIND == 5 ? 1 : 0;
+    constexpr bool LATE = KIND >= 4; /* prefetch after the wgmma issue */
+    /* the prefetched stage is neither the one of slice kt nor, with WW, that of kt-1 */
+    static_assert(PD + 1 + WW <= NS, "pipeline stages");
     (void)WW; /* unused where wgmma is not compiled */
     int tid = threadIdx.x, c = tid & 7, rr = tid >> 3; /* chunk c of rows rr + 32 i */
     const uint16_t *ga[4], *gb[4];
@@ -353,13 +361,15 @@ __device__ __forceinline__ void x_body(const rl_cu_moe_mma_args &p, const uint16
 #if RL_WGMMA
         if constexpr (WG) fence_async_smem();
 #endif
-        /* slice kt visible to all; every warp is done with slice kt+PD-NS (NS = PD + 1: its
-         * wgmma waited before this barrier; NS = PD + 2: wgmma of kt-1 may still run, that of
-         * kt-2 was waited), whose stage the prefetch below overwrites */
+        /* slice kt visible to all; every warp is done with slice kt+PD-NS (its wgmma waited
+         * before this barrier: all but the newest WW groups), whose stage the prefetch
+         * overwrites */
         __syncthreads();
         int nx = kt + PD;
-        if (nx < nk) load(nx % NS, nx);
-        cp_commit();
+        if (!LATE) {
+            if (nx < nk) load(nx % NS, nx);
+            cp_commit();
+        }
         unsigned sa = sbase + (kt % NS) * ST_BYTES, sb = sa + A_BYTES;
         if constexpr (WG) {
 #if RL_WGMMA
@@ -371,6 +381,10 @@ __device__ __forceinline__ void x_body(const rl_cu_moe_mma_args &p, const uint16
             for (int kk = 0; kk < XK / 16; kk++)
                 wgmma_bf16<2 * H>(acc, da + 2 * kk, db + 2 * kk);
             wg_commit();
+            if (LATE) {
+                if (nx < nk) load(nx % NS, nx);
+                cp_commit();
+            }
             wg_wait<WW>();
 #pragma unroll
             for (int i = 0; i < NACC; i++) fence_reg(acc[i]);
@@ -474,8 +488,10 @@ __global__ void __launch_bounds__(XNTH, 2) moe_mma_x_kernel(rl_cu_moe_mma_args p
     }
 }
 
-/* 0: old kernel, 1: mma.sync, 2: wgmma, 3: wgmma with 4 stages. RL_CUDA_MMA=old|sync|wg|wg4;
- * default wgmma on sm_90 (the sm_90a code of the build), mma.sync elsewhere. */
+/* 0: old kernel, 1..5: the kinds above. RL_CUDA_MMA=old|sync|wg|wg4|wgl|wgp; default kind 4
+ * (wgl) on sm_90 (the sm_90a code of the build), mma.sync elsewhere. H200, bench_gemm --moe,
+ * T=4096 mini / flash: wgl 1.037 / 3.504 ms, wg 1.047 / 3.574, wgp 1.320 / 4.460, wg4
+ * 1.463 / 4.571 (other call), sync 1.549 / 5.671 (other call), old 3.083 / 12.349. */
 int mma_kind() {
     static int kind = -1;
     if (kind < 0) {
@@ -483,11 +499,14 @@ int mma_kind() {
         cudaGetDevice(&dev);
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-        int k = major == 9 && minor == 0 ? 2 : 1;
+        int sm90 = major == 9 && minor == 0, k = sm90 ? 4 : 1;
         const char *s = getenv("RL_CUDA_MMA");
         if (s && !strcmp(s, "old")) k = 0;
         else if (s && !strcmp(s, "sync")) k = 1;
-        else if (s && !strcmp(s, "wg4") && k == 2) k = 3;
+        else if (s && sm90 && !strcmp(s, "wg")) k = 2;
+        else if (s && sm90 && !strcmp(s, "wg4")) k = 3;
+        else if (s && sm90 && !strcmp(s, "wgl")) k = 4;
+        else if (s && sm90 && !strcmp(s, "wgp")) k = 5;
         kind = k;
     }
     return kind;
@@ -517,11 +536,13 @@ extern "C" int rl_cu_moe_mma(const rl_cu_moe_mma_args *p, void *stream) {
         return (int)cudaGetLastError();
     }
     /* over 48 KB of dynamic shared memory: opt in once per kernel */
-    static int opted[3];
-    void (*kern)(rl_cu_moe_mma_args) = kind == 3   ? moe_mma_x_kernel<3>
+    static int opted[5];
+    void (*kern)(rl_cu_moe_mma_args) = kind == 5   ? moe_mma_x_kernel<5>
+                                       : kind == 4 ? moe_mma_x_kernel<4>
+                                       : kind == 3 ? moe_mma_x_kernel<3>
                                        : kind == 2 ? moe_mma_x_kernel<2>
                                                    : moe_mma_x_kernel<1>;
-    int smem = kind == 3 ? x_smem(3) : kind == 2 ? x_smem(2) : x_smem(1);
+    int smem = x_smem(kind == 3 ? 3 : 2);
     if (!opted[kind - 1]) {
         int rc = (int)cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            smem);
