@@ -20,7 +20,12 @@
  * weights (MoE: the distinct experts hit) and the activations once.
  * Weights rotate over copies of > 256 MB so that no repetition reads them
  * from L2. Times are CUDA-event medians of 9 repetitions of a queue of
- * launches. bench_gemm [--quick] */
+ * launches.
+ * bench_gemm [--quick | --moe | --check]: --moe: the MoE rows at T = 256 and
+ * 4096 only; --check: rl_cu_moe_mma (the kernel RL_CUDA_MMA picks) against
+ * cuBLAS per expert on the gathered hi and lo rows (gate + up with W2/y2 and
+ * xrow gather, down with yrow scatter, then accumulate), both shapes, T = 16,
+ * 256, 4096; max |diff| / max |ref| <= 1e-4, exit 1 otherwise. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -367,11 +372,177 @@ static void moe(const char *model, int E, int K, int I, int hid, int T) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]);
 }
 
+
+/* ---- --check: rl_cu_moe_mma against cuBLAS per expert --------------------------------- */
+
+/* max |a - b| over max |b| (b: the reference); perm: a's row of b's row r (NULL: r) */
+static double rel_err(const float *a, const float *b, int rows, int cols, const int *perm) {
+    double num = 0, den = 0;
+    for (int r = 0; r < rows; r++) {
+        const float *ar = a + (size_t)(perm ? perm[r] : r) * cols, *br = b + (size_t)r * cols;
+        for (int j = 0; j < cols; j++) {
+            double d = fabs((double)ar[j] - br[j]), m = fabs((double)br[j]);
+            if (!(d <= num)) num = d; /* NaN propagates */
+            if (m > den) den = m;
+        }
+    }
+    return den > 0 ? num / den : num;
+}
+
+static float *dl_f32(const float *d, size_t n) {
+    float *h = malloc(n * 4);
+    CK(cudaMemcpy(h, d, n * 4, cudaMemcpyDeviceToHost));
+    return h;
+}
+
+/* y_sorted[r] = W_e (x[r] + xl[r]) for the rows r of each expert (x, xl: sorted rows) */
+static void ref_grouped(const uint16_t *W, int N, int Kd, const uint16_t *x, const uint16_t *xl,
+                        float *y, const int *hoffs, int E) {
+    float one = 1.0f, zero = 0.0f;
+    for (int e = 0; e < E; e++) {
+        int r0 = hoffs[e], n = hoffs[e + 1] - r0;
+        if (n <= 0) continue;
+        const uint16_t *We = W + (size_t)e * N * Kd;
+        CK(cublasGemmEx(g_cb, CUBLAS_OP_T, CUBLAS_OP_N, N, n, Kd, &one, We, CUDA_R_16BF, Kd,
+                        x + (size_t)r0 * Kd, CUDA_R_16BF, Kd, &zero, y + (size_t)r0 * N,
+                        CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        CK(cublasGemmEx(g_cb, CUBLAS_OP_T, CUBLAS_OP_N, N, n, Kd, &one, We, CUDA_R_16BF, Kd,
+                        xl + (size_t)r0 * Kd, CUDA_R_16BF, Kd, &one, y + (size_t)r0 * N,
+                        CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    }
+}
+
+/* Gate + up (W2/y2, gathered x through xrow / xdiv), then down (yrow scatter), then down
+ * again with accumulate = 1 (expects twice the reference). Returns the failures. */
+static int check_moe(const char *model, int E, int K, int I, int hid, int T) {
+    int TK = T * K;
+    int *sel = malloc(sizeof(int) * TK);
+    uint64_t s = 0x9e3779b97f4a7c15ull + (uint64_t)T;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < K; r++) {
+            int e, dup;
+            do {
+                s = s * 6364136223846793005ull + 1442695040888963407ull;
+                e = (int)((s >> 33) % (uint64_t)E);
+                dup = 0;
+                for (int q = 0; q < r; q++) dup |= sel[t * K + q] == e;
+            } while (dup);
+            sel[t * K + r] = e;
+        }
+    size_t nw = (size_t)E * I * hid;
+    uint16_t *Wg = dalloc(nw * 2), *Wu = dalloc(nw * 2), *Wd = dalloc(nw * 2);
+    CK(rl_cu_fill_random_bf16(Wg, nw, 31, 0.05f, 0));
+    CK(rl_cu_fill_random_bf16(Wu, nw, 32, 0.05f, 0));
+    CK(rl_cu_fill_random_bf16(Wd, nw, 33, 0.05f, 0));
+    uint16_t *XB = dalloc((size_t)T * hid * 2), *XL = dalloc((size_t)T * hid * 2);
+    uint16_t *MB = dalloc((size_t)TK * I * 2), *ML = dalloc((size_t)TK * I * 2);
+    CK(rl_cu_fill_random_bf16(XB, (size_t)T * hid, 34, 1.0f, 0));
+    CK(rl_cu_fill_random_bf16(XL, (size_t)T * hid, 35, 0.01f, 0));
+    CK(rl_cu_fill_random_bf16(MB, (size_t)TK * I, 36, 1.0f, 0));
+    CK(rl_cu_fill_random_bf16(ML, (size_t)TK * I, 37, 0.01f, 0));
+    int *dsel = dalloc(sizeof(int) * TK), *cnt = dalloc(sizeof(int) * E);
+    int *offs = dalloc(sizeof(int) * (E + 1)), *toff = dalloc(sizeof(int) * (E + 1));
+    int *rows = dalloc(sizeof(int) * TK);
+    CK(cudaMemcpy(dsel, sel, sizeof(int) * TK, cudaMemcpyHostToDevice));
+    CK(rl_cu_moe_bucket(dsel, TK, E, RL_CU_MMA_TOKENS, cnt, offs, toff, rows, 0));
+    int *hoffs = malloc(sizeof(int) * (E + 1)), *hrows = malloc(sizeof(int) * TK);
+    CK(cudaMemcpy(hoffs, offs, sizeof(int) * (E + 1), cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hrows, rows, sizeof(int) * TK, cudaMemcpyDeviceToHost));
+    float *M1 = dalloc((size_t)TK * I * 4), *M2 = dalloc((size_t)TK * I * 4);
+    float *G1 = dalloc((size_t)TK * I * 4), *G2 = dalloc((size_t)TK * I * 4);
+    float *YK = dalloc((size_t)TK * hid * 4), *D = dalloc((size_t)TK * hid * 4);
+    CK(cudaMemset(M1, 0xff, (size_t)TK * I * 4)); /* NaN: rows never written show */
+    CK(cudaMemset(M2, 0xff, (size_t)TK * I * 4));
+    CK(cudaMemset(YK, 0xff, (size_t)TK * hid * 4));
+    rl_cu_moe_mma_args g = {.W = Wg, .W2 = Wu, .N = I, .K = hid, .wstride = (size_t)I * hid,
+                            .x = XB, .x_lo = XL, .ldx = hid, .xrow = rows, .xdiv = K, .y = M1,
+                            .y2 = M2, .ldy = I, .offsets = offs, .tile_off = toff, .E = E,
+                            .max_tiles = (TK + RL_CU_MMA_TOKENS - 1) / RL_CU_MMA_TOKENS +
+                                         (E < TK ? E : TK)};
+    CK(rl_cu_moe_mma(&g, 0));
+    rl_cu_moe_mma_args dn = g;
+    dn.W = Wd;
+    dn.W2 = NULL;
+    dn.N = hid;
+    dn.K = I;
+    dn.wstride = (size_t)hid * I;
+    dn.x = MB;
+    dn.x_lo = ML;
+    dn.ldx = I;
+    dn.xrow = NULL;
+    dn.xdiv = 1;
+    dn.y = YK;
+    dn.y2 = NULL;
+    dn.ldy = hid;
+    dn.yrow = rows;
+    CK(rl_cu_moe_mma(&dn, 0));
+    CK(cudaDeviceSynchronize());
+    float *hM1 = dl_f32(M1, (size_t)TK * I), *hM2 = dl_f32(M2, (size_t)TK * I);
+    float *hY1 = dl_f32(YK, (size_t)TK * hid);
+    dn.accumulate = 1;
+    CK(rl_cu_moe_mma(&dn, 0));
+    CK(cudaDeviceSynchronize());
+    float *hY2 = dl_f32(YK, (size_t)TK * hid);
+    /* reference: the gathered rows in sorted order, cuBLAS per expert */
+    uint16_t *XSh = dalloc((size_t)TK * hid * 2), *XSl = dalloc((size_t)TK * hid * 2);
+    {
+        size_t nx = (size_t)T * hid;
+        uint16_t *h = malloc(nx * 2), *l = malloc(nx * 2);
+        uint16_t *sh = malloc((size_t)TK * hid * 2), *sl = malloc((size_t)TK * hid * 2);
+        CK(cudaMemcpy(h, XB, nx * 2, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(l, XL, nx * 2, cudaMemcpyDeviceToHost));
+        for (int r = 0; r < TK; r++) {
+            memcpy(sh + (size_t)r * hid, h + (size_t)(hrows[r] / K) * hid, (size_t)hid * 2);
+            memcpy(sl + (size_t)r * hid, l + (size_t)(hrows[r] / K) * hid, (size_t)hid * 2);
+        }
+        CK(cudaMemcpy(XSh, sh, (size_t)TK * hid * 2, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(XSl, sl, (size_t)TK * hid * 2, cudaMemcpyHostToDevice));
+        free(h); free(l); free(sh); free(sl);
+    }
+    ref_grouped(Wg, I, hid, XSh, XSl, G1, hoffs, E);
+    ref_grouped(Wu, I, hid, XSh, XSl, G2, hoffs, E);
+    ref_grouped(Wd, hid, I, MB, ML, D, hoffs, E);
+    CK(cudaDeviceSynchronize());
+    float *hG1 = dl_f32(G1, (size_t)TK * I), *hG2 = dl_f32(G2, (size_t)TK * I);
+    float *hD = dl_f32(D, (size_t)TK * hid);
+    double e1 = rel_err(hM1, hG1, TK, I, NULL), e2 = rel_err(hM2, hG2, TK, I, NULL);
+    double e3 = rel_err(hY1, hD, TK, hid, hrows);
+    for (size_t i = 0; i < (size_t)TK * hid; i++) hD[i] *= 2.0f;
+    double e4 = rel_err(hY2, hD, TK, hid, hrows);
+    const double tol = 1e-4; /* fp32 sums in another order: ~1e-6; no lo part: ~1e-3 */
+    int fails = !(e1 <= tol) + !(e2 <= tol) + !(e3 <= tol) + !(e4 <= tol);
+    const char *kn = getenv("RL_CUDA_MMA");
+    printf("check %s T=%d (TK=%d) kernel=%s: gate %.2e up %.2e down(yrow) %.2e "
+           "down(accumulate) %.2e -> %s\n", model, T, TK, kn ? kn : "default", e1, e2, e3, e4,
+           fails ? "FAIL" : "ok");
+    fflush(stdout);
+    free(sel); free(hoffs); free(hrows); free(hM1); free(hM2); free(hY1); free(hY2);
+    free(hG1); free(hG2); free(hD);
+    void *bufs[] = {Wg, Wu, Wd, XB, XL, MB, ML, dsel, cnt, offs, toff, rows,
+                    M1, M2, G1, G2, YK, D, XSh, XSl};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]);
+    return fails;
+}
+
 int main(int argc, char **argv) {
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
-    if (argc > 1 && !quick) {
-        fprintf(stderr, "usage: bench_gemm [--quick]\n");
+    int moe_only = argc > 1 && !strcmp(argv[1], "--moe");
+    int check = argc > 1 && !strcmp(argv[1], "--check");
+    if (argc > 1 && !quick && !moe_only && !check) {
+        fprintf(stderr, "usage: bench_gemm [--quick | --moe | --check]\n");
         return 2;
+    }
+    if (check) {
+        CK(cublasCreate(&g_cb));
+        const int cT[] = {16, 256, 4096};
+        int fails = 0;
+        for (int i = 0; i < 3; i++) {
+            fails += check_moe("mini", 256, 8, 512, 2048, cT[i]);
+            fails += check_moe("flash", 256, 8, 1024, 4096, cT[i]);
+        }
+        cublasDestroy(g_cb);
+        printf("check: %s\n", fails ? "FAIL" : "all ok");
+        return fails ? 1 : 0;
     }
     struct cudaDeviceProp pr;
     CK(cudaGetDeviceProperties(&pr, 0));
@@ -385,6 +556,13 @@ int main(int argc, char **argv) {
            "|---|---|---|---|---|---|---|---|\n");
     const int Ts[] = {1, 16, 256, 4096};
     int nT = quick ? 2 : 4;
+    if (moe_only) { /* the MoE rows at prefill sizes only */
+        for (int i = 2; i < 4; i++) {
+            moe("mini", 256, 8, 512, 2048, Ts[i]);
+            moe("flash", 256, 8, 1024, 4096, Ts[i]);
+        }
+        nT = 0;
+    }
     for (int i = 0; i < nT; i++) {
         int T = quick ? (i ? 4096 : 1) : Ts[i];
         dense("mini", "qkv", 3 * 2048, 2048, T);
