@@ -4,9 +4,10 @@
  * Dense projections (y[T][N] = x[T][K] W[N][K]^T, W bf16, y fp32):
  *   - cublas-bf16: the peer, one cuBLAS bf16 GEMM on bf16 activations (what
  *     an engine with bf16 activations runs);
- *   - default: the engine's default mode (step_cuda.c gemm()): x is fp32,
- *     split into bf16 hi + lo; T <= 16 rows run as one GEMM of 2T rows then
- *     the halves are added, more rows as two GEMMs into the same output;
+ *   - default: the engine's default mode (step_cuda.c gemm()): up to
+ *     RL_CU_GEMV_T (4) rows the fp32-activation GEMV of decode_cuda.cu; more
+ *     rows split x into bf16 hi + lo, up to 16 rows as one GEMM of 2T rows
+ *     then the halves added, more as two GEMMs into the same output;
  *   - deterministic: rl_cu_wgemm, the fixed-order SIMT GEMM.
  * MoE experts (the T*K routed rows sorted by expert, uniform random routing;
  * gate + up of every row, then down):
@@ -130,6 +131,10 @@ static void dense_run(void *p, int rep) {
                             c->xl2 + (size_t)T * K, CUDA_R_16BF, K, &one, c->y, CUDA_R_32F, N,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         }
+    } else if (c->variant == 3) { /* default mode, <= RL_CU_GEMV_T rows: fp32 GEMV */
+        rl_cu_gemv_args g = {.W = {W}, .y = {c->y}, .N = {N}, .ldy = {N}, .n = 1, .K = K,
+                             .x = c->x, .ldx = K, .T = T};
+        CK(rl_cu_gemv(&g, 0));
     } else { /* deterministic mode */
         rl_cu_gemm g = {.W = W, .N = N, .K = K, .x = c->x, .ldx = K, .xdiv = 1, .y = c->y,
                         .ldy = N, .T = T};
@@ -176,9 +181,11 @@ static void dense(const char *model, const char *name, int N, int K, int T) {
     snprintf(shape, sizeof shape, "%s %s N=%d K=%d T=%d", model, name, N, K, T);
     double flops = 2.0 * T * (double)N * K, bytes = (double)wb + T * (K * 4.0 + N * 4.0);
     double peer = 0;
-    const char *names[3] = {"cublas-bf16 (peer)", "default (hi+lo)", "deterministic"};
-    for (int v = 0; v < 3; v++) {
+    const char *names[4] = {"cublas-bf16 (peer)", "default > 4 rows (hi+lo cuBLAS)",
+                            "deterministic", "default <= 4 rows (fp32 GEMV)"};
+    for (int v = 0; v < 4; v++) {
         if (v == 2 && T > 512) continue; /* the SIMT GEMM at prefill sizes: seconds */
+        if (v == 3 && (T > RL_CU_GEMV_T || !rl_cu_gemv_ok(K, K, c.x, c.W[0]))) continue;
         c.variant = v;
         double ms = median_ms(dense_run, &c);
         if (v == 0) peer = ms;
