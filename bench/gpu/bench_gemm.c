@@ -196,6 +196,25 @@ static void dense(const char *model, const char *name, int N, int K, int T) {
     cudaFree(c.x); cudaFree(c.y); cudaFree(c.y2); cudaFree(c.xb); cudaFree(c.xl2);
 }
 
+/* Uniform random routing: K distinct experts per token, [T][K] (malloc'ed). */
+static int *random_routing(int T, int K, int E) {
+    int *sel = malloc(sizeof(int) * (size_t)T * K);
+    if (!sel) exit(1);
+    uint64_t s = 0x9e3779b97f4a7c15ull + (uint64_t)T;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < K; r++) {
+            int e, dup;
+            do {
+                s = s * 6364136223846793005ull + 1442695040888963407ull;
+                e = (int)((s >> 33) % (uint64_t)E);
+                dup = 0;
+                for (int q = 0; q < r; q++) dup |= sel[t * K + q] == e;
+            } while (dup);
+            sel[t * K + r] = e;
+        }
+    return sel;
+}
+
 /* ---- MoE experts ---------------------------------------------------------------- */
 
 typedef struct {
@@ -297,22 +316,9 @@ static void moe(const char *model, int E, int K, int I, int hid, int T) {
         CK(rl_cu_fill_random_bf16(c.Wu[i], n, 400 + i, 0.05f, 0));
         CK(rl_cu_fill_random_bf16(c.Wd[i], n, 500 + i, 0.05f, 0));
     }
-    /* routing: K distinct uniform experts per token */
-    int *sel = malloc(sizeof(int) * TK);
+    int *sel = random_routing(T, K, E);
     c.hcount = calloc((size_t)E, sizeof(int));
-    uint64_t s = 0x9e3779b97f4a7c15ull + (uint64_t)T;
-    for (int t = 0; t < T; t++)
-        for (int r = 0; r < K; r++) {
-            int e, dup;
-            do {
-                s = s * 6364136223846793005ull + 1442695040888963407ull;
-                e = (int)((s >> 33) % (uint64_t)E);
-                dup = 0;
-                for (int q = 0; q < r; q++) dup |= sel[t * K + q] == e;
-            } while (dup);
-            sel[t * K + r] = e;
-            c.hcount[e]++;
-        }
+    for (int i = 0; i < TK; i++) c.hcount[sel[i]]++;
     int hit = 0;
     for (int e = 0; e < E; e++) hit += c.hcount[e] > 0;
     c.sel = dalloc(sizeof(int) * TK);
@@ -423,19 +429,7 @@ static void ref_grouped(const uint16_t *W, int N, int Kd, const uint16_t *x, con
  * again with accumulate = 1 (expects twice the reference). Returns the failures. */
 static int check_moe(const char *model, int E, int K, int I, int hid, int T) {
     int TK = T * K;
-    int *sel = malloc(sizeof(int) * TK);
-    uint64_t s = 0x9e3779b97f4a7c15ull + (uint64_t)T;
-    for (int t = 0; t < T; t++)
-        for (int r = 0; r < K; r++) {
-            int e, dup;
-            do {
-                s = s * 6364136223846793005ull + 1442695040888963407ull;
-                e = (int)((s >> 33) % (uint64_t)E);
-                dup = 0;
-                for (int q = 0; q < r; q++) dup |= sel[t * K + q] == e;
-            } while (dup);
-            sel[t * K + r] = e;
-        }
+    int *sel = random_routing(T, K, E);
     size_t nw = (size_t)E * I * hid;
     uint16_t *Wg = dalloc(nw * 2), *Wu = dalloc(nw * 2), *Wd = dalloc(nw * 2);
     CK(rl_cu_fill_random_bf16(Wg, nw, 31, 0.05f, 0));

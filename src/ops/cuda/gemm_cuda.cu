@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 
 #include "ops/cuda/fwd_cuda.h"
+#include "ops/cuda/moe_tiles.cuh"
 
 namespace {
 
@@ -67,17 +68,7 @@ __global__ void __launch_bounds__(WARPS * 32) wgemm_kernel(rl_cu_gemm p, int vec
     int o0 = (blockIdx.x * WARPS + warp) * COLS;
     int e = 0, r0, nt;
     if (p.offsets) {
-        int tile = blockIdx.y;
-        if (tile >= p.tile_off[p.E]) return;
-        int lo = 0, hi = p.E - 1; /* the last expert whose first tile <= tile */
-        while (lo < hi) {
-            int mid = (lo + hi + 1) >> 1;
-            if (p.tile_off[mid] <= tile) lo = mid;
-            else hi = mid - 1;
-        }
-        e = lo;
-        r0 = p.offsets[e] + (tile - p.tile_off[e]) * ROWS;
-        nt = min(ROWS, p.offsets[e + 1] - r0);
+        if (!rl_cu_moe_tile(p.tile_off, p.offsets, p.E, blockIdx.y, ROWS, &e, &r0, &nt)) return;
     } else {
         r0 = blockIdx.y * ROWS;
         nt = min(ROWS, p.T - r0);

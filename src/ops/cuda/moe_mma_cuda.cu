@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "ops/cuda/fwd_cuda.h"
+#include "ops/cuda/moe_tiles.cuh"
 
 namespace {
 
@@ -76,17 +77,8 @@ __global__ void __launch_bounds__(NTH) moe_mma_old_kernel(rl_cu_moe_mma_args p) 
     __shared__ __align__(16) uint16_t Bl[LO ? STAGES : 1][LO ? BN : 1][LDS];
     const uint16_t *W = (const uint16_t *)(blockIdx.z ? p.W2 : p.W);
     float *Y = blockIdx.z ? p.y2 : p.y;
-    int tile = blockIdx.y;
-    if (tile >= p.tile_off[p.E]) return;
-    int lo = 0, hi = p.E - 1; /* the last expert whose first tile <= tile */
-    while (lo < hi) {
-        int mid = (lo + hi + 1) >> 1;
-        if (p.tile_off[mid] <= tile) lo = mid;
-        else hi = mid - 1;
-    }
-    int e = lo;
-    int r0 = p.offsets[e] + (tile - p.tile_off[e]) * BN;
-    int nt = min(BN, p.offsets[e + 1] - r0);
+    int e, r0, nt;
+    if (!rl_cu_moe_tile(p.tile_off, p.offsets, p.E, blockIdx.y, BN, &e, &r0, &nt)) return;
     int o0 = blockIdx.x * BM;
     if (nt <= 0 || o0 >= p.N) return; /* uniform over the block: before any barrier */
     W += (size_t)e * p.wstride;
@@ -463,17 +455,8 @@ __global__ void __launch_bounds__(XNTH, 2) moe_mma_x_kernel(rl_cu_moe_mma_args p
     extern __shared__ uint8_t x_shm[];
     const uint16_t *W = (const uint16_t *)(blockIdx.z ? p.W2 : p.W);
     float *Y = blockIdx.z ? p.y2 : p.y;
-    int tile = blockIdx.y;
-    if (tile >= p.tile_off[p.E]) return;
-    int lo = 0, hi = p.E - 1; /* the last expert whose first tile <= tile */
-    while (lo < hi) {
-        int mid = (lo + hi + 1) >> 1;
-        if (p.tile_off[mid] <= tile) lo = mid;
-        else hi = mid - 1;
-    }
-    int e = lo;
-    int r0 = p.offsets[e] + (tile - p.tile_off[e]) * XT;
-    int nt = min(XT, p.offsets[e + 1] - r0);
+    int e, r0, nt;
+    if (!rl_cu_moe_tile(p.tile_off, p.offsets, p.E, blockIdx.y, XT, &e, &r0, &nt)) return;
     int o0 = blockIdx.x * XM;
     if (nt <= 0 || o0 >= p.N) return; /* uniform over the block: before any barrier */
     W += (size_t)e * p.wstride;
