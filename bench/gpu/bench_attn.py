@@ -11,7 +11,7 @@ Our kernels are called through ctypes from a shared library built from the
 .cu files (--lib), on torch-allocated buffers; everything is timed with CUDA
 events after warm-up, median of the repetitions, inputs rotated so that a
 repetition never finds its operands in L2 (50-60 MB). Ours take fp32
-activations and an fp32 KV pool (the engine's contract); the peers get bf16
+activations and a bf16 KV pool (the engine's contract); the peers get bf16
 (their usual inputs) and, for fla prefill, fp32 too. Floors: copy bandwidth
 (device-to-device copy, bytes read + written) and dense bf16 / tf32 GEMM rate.
 
@@ -257,11 +257,11 @@ def lin_decode(H, D, B, fold, rec_fla):
 
 # ---- GQA -------------------------------------------------------------------------------
 def make_pool(nseq, ctx, Hkv, D, nsets=1):
-    """A pool with one layer; sequences own consecutive pages (shuffled per set)."""
+    """A bf16 pool (attn_cuda.h) with one layer; sequences own consecutive pages (shuffled per set)."""
     npg = (ctx + 63) // 64
     KD = Hkv * D
     pf = 2 * 64 * KD
-    pool = torch.randn(nsets * nseq * npg * pf, device=dev) * 0.5
+    pool = (torch.randn(nsets * nseq * npg * pf, device=dev) * 0.5).to(torch.bfloat16)
     tabs, keep = [], []
     for s in range(nsets):
         ids = torch.randperm(nseq * npg, device=dev, dtype=torch.int64).to(torch.int32) + s * nseq * npg
@@ -305,7 +305,7 @@ def gqa_prefill(H, Hkv, D, T):
     except Exception as e:
         log(f"# SDPA flash failed: {type(e).__name__}: {e}")
     flops = 4 * H * D * T * (T + 1) / 2  # causal QK^T + PV
-    bytes_ = (T * HD * 2 + 2 * T * KD) * 4
+    bytes_ = T * HD * 2 * 4 + 2 * T * KD * 2  # q, o fp32; K, V bf16
     report("gqa-pre", f"H={H} Hkv={Hkv} D={D} T={T // 1024}K", t_att, "sdpa-flash", t_peer, flops,
            bytes_, "bf16_TFs", f"{flops / t_att / 1e9:.0f} TFLOP/s; kv_append {t_app:.3f} ms")
     del qkv, o, pool, q, k, v
@@ -314,7 +314,7 @@ def gqa_prefill(H, Hkv, D, T):
 def gqa_decode(H, Hkv, D, B, ctx, det):
     HD, KD = H * D, Hkv * D
     W = HD + 2 * KD
-    kvbytes = B * ctx * 2 * KD * 4
+    kvbytes = B * ctx * 2 * KD * 2  # bf16 pool
     nsets = max(1, min(16, math.ceil(256e6 / kvbytes)))
     pool, pf, tabs, keep = make_pool(B, ctx, Hkv, D, nsets)
     sp = spans_tensor([(b, 1, ctx - 1, b) for b in range(B)])
@@ -329,7 +329,7 @@ def gqa_decode(H, Hkv, D, B, ctx, det):
     del pool
     t_peer = None
     if not det:
-        pn = max(1, min(16, math.ceil(256e6 / (kvbytes / 2))))
+        pn = max(1, min(16, math.ceil(256e6 / kvbytes)))
         try:
             q = torch.randn(B, H, 1, D, device=dev, dtype=torch.bfloat16)
             kv = [(torch.randn(B, Hkv, ctx, D, device=dev, dtype=torch.bfloat16),
@@ -342,7 +342,7 @@ def gqa_decode(H, Hkv, D, B, ctx, det):
     gbs = kvbytes / t_ours / 1e6
     report("gqa-dec", f"H={H} Hkv={Hkv} B={B} ctx={ctx // 1024}K{' det' if det else ''}", t_ours,
            "sdpa-flash", t_peer, flops, kvbytes, "bf16_TFs",
-           f"KV fp32 {gbs:.0f} GB/s = {gbs / FLOOR['copy_GBs'] * 100:.0f}% of copy (peer reads bf16)")
+           f"KV bf16 {gbs:.0f} GB/s = {gbs / FLOOR['copy_GBs'] * 100:.0f}% of copy (peer: the same bytes)")
 
 
 def main():

@@ -82,7 +82,7 @@ static counts count(const rl_model *m) {
     }
     k.w_expert = 3.0 * c->moe_intermediate_size * hid * 2;
     k.state_seq = (double)m->n_linear * c->num_attention_heads * D * D * 4;
-    k.kv_tok = (double)m->n_softmax * 2 * c->num_key_value_heads * D * 4;
+    k.kv_tok = (double)m->n_softmax * 2 * c->num_key_value_heads * D * 2; /* bf16 pool */
     k.E = c->num_experts;
     k.K = c->num_experts_per_tok;
     (void)HD;

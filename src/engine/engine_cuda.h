@@ -90,9 +90,9 @@ struct rl_cuda_engine {
     void **allocs;
     int n_allocs, cap_allocs;
     int64_t weight_bytes;
-    /* KV pool: pages of page_floats floats (attn_cuda.h layout) */
-    float *pool;
-    size_t page_floats;
+    /* KV pool: pages of page_elems bf16 elements (attn_cuda.h layout) */
+    uint16_t *pool;
+    size_t page_elems;
     int max_pages, n_free;
     int *refs, *free_list;
     /* per-step metadata: pinned host staging + its device copy */

@@ -80,7 +80,7 @@ int rl_cuda_seq_fork(rl_cuda_seq *dst, const rl_cuda_seq *src, rl_err *e) {
 
 int rl_cu_seq_reserve(rl_cuda_seq *s, int n, rl_err *e) {
     rl_cuda_engine *eng = s->eng;
-    if (n <= 0 || eng->page_floats == 0) return RL_OK;
+    if (n <= 0 || eng->page_elems == 0) return RL_OK;
     int first = s->pos / RL_KV_PAGE, last = (s->pos + n - 1) / RL_KV_PAGE;
     int rc = ensure_cap(s, last + 1, e);
     if (rc) return rc;
@@ -90,9 +90,9 @@ int rl_cu_seq_reserve(rl_cuda_seq *s, int n, rl_err *e) {
             if (eng->refs[id] > 1) {
                 int nid = page_alloc(eng, e);
                 if (nid < 0) return e ? e->code : RL_E_CAPACITY;
-                CU_TRY(cudaMemcpyAsync(eng->pool + (size_t)nid * eng->page_floats,
-                                       eng->pool + (size_t)id * eng->page_floats,
-                                       sizeof(float) * eng->page_floats,
+                CU_TRY(cudaMemcpyAsync(eng->pool + (size_t)nid * eng->page_elems,
+                                       eng->pool + (size_t)id * eng->page_elems,
+                                       sizeof(uint16_t) * eng->page_elems,
                                        cudaMemcpyDeviceToDevice, eng->st));
                 page_unref(eng, id);
                 s->pages[pg] = nid;

@@ -101,7 +101,7 @@ void rl_cuda_engine_free(rl_cuda_engine *eng) {
 
 int64_t rl_cuda_weight_bytes(const rl_cuda_engine *eng) { return eng->weight_bytes; }
 int64_t rl_cuda_kv_pool_bytes(const rl_cuda_engine *eng) {
-    return (int64_t)eng->max_pages * (int64_t)eng->page_floats * 4;
+    return (int64_t)eng->max_pages * (int64_t)eng->page_elems * 2;
 }
 void rl_cuda_set_max_ctx(rl_cuda_engine *eng, int max_ctx) { eng->max_ctx = max_ctx; }
 
@@ -131,10 +131,10 @@ static int init(rl_cuda_engine *eng, rl_err *e) {
     if (rc) return rc;
     int H = c->num_attention_heads, D = c->head_dim, Hkv = c->num_key_value_heads;
     eng->lin_floats = (size_t)eng->m->n_linear * ((size_t)H * D * D + 2 * (size_t)RL_CHUNK * H * D);
-    eng->page_floats = (size_t)eng->m->n_softmax * 2 * RL_KV_PAGE * (size_t)Hkv * D;
+    eng->page_elems = (size_t)eng->m->n_softmax * 2 * RL_KV_PAGE * (size_t)Hkv * D;
     eng->max_ctx = c->max_position_embeddings;
-    if (eng->page_floats) {
-        size_t page_bytes = eng->page_floats * 4, fr = 0, tot = 0;
+    if (eng->page_elems) {
+        size_t page_bytes = eng->page_elems * 2, fr = 0, tot = 0;
         CU_TRY(cudaMemGetInfo(&fr, &tot));
         long long want = eng->opt.max_kv_pages;
         if (want <= 0) {
@@ -446,9 +446,9 @@ static int attention(const stepctx *x, const rl_layer *ly, const cu_layer *d, rl
         CU_TRY(rl_cu_qk_prep(w->QKV, T, W, H, Hkv, D, 0, d->q_norm, d->k_norm, eps, c->rotary_dim,
                              x->md->cs, eng->st));
         CU_TRY(rl_cu_kv_append(w->QKV, W, x->md->spans, x->n, x->max_n, x->md->ptabs, eng->pool,
-                               eng->page_floats, ly->kind_index, H, Hkv, D, eng->st));
+                               eng->page_elems, ly->kind_index, H, Hkv, D, eng->st));
         CU_TRY(rl_cu_gqa(w->QKV, W, w->O, HD, x->md->spans, x->n, x->max_n, x->md->ptabs,
-                         eng->pool, eng->page_floats, ly->kind_index, H, Hkv, D, scale, det,
+                         eng->pool, eng->page_elems, ly->kind_index, H, Hkv, D, scale, det,
                          eng->st));
         return gemm(eng, d->dense, hid, HD, w->O, HD, T, w->X, hid, 1, 0, e);
     }

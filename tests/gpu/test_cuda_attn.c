@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dtype.h"
 #include "ops/cuda/attn_cuda.h"
 #include "ops/ops.h"
 #include "state/kv_pages.h"
@@ -402,9 +403,10 @@ typedef struct {
     int H, Hkv, D, HD, KD, W, ld, n_seq, ci, n_pages;
     const int *pos0, *ntot;
     size_t pf;
-    float *pool0;          /* initial pool (history), host */
+    float *pool0;          /* initial pool (history), host, fp32 as the CPU's */
     int **pages;           /* per sequence, host */
-    float *dpool, *dqkv, *do_;
+    uint16_t *dpool;       /* the device pool: bf16 (attn_cuda.h) */
+    float *dqkv, *do_;
     int **dpages;
     const int **dtables;
     rl_cu_span *dspans;
@@ -415,14 +417,21 @@ static float gqa_val(const gqa_ctx *c, int seq, int pos, int col) {
     return col < c->HD + c->KD ? 2.0f * u : u; /* q, k sharper than plain uniform */
 }
 
-static void gqa_run(gqa_ctx *c, const plan *pl, int det, int ref, float **out, float *fpool,
+/* the device pool's image of a CPU pool: every element rounded to bf16 */
+static void to_bf16(const float *x, uint16_t *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = rl_f32_to_bf16(x[i]);
+}
+
+static void gqa_run(gqa_ctx *c, const plan *pl, int det, int ref, float **out, uint16_t *fpool,
                     const char *tag) {
     int H = c->H, Hkv = c->Hkv, D = c->D, HD = c->HD, KD = c->KD, ld = c->ld, ldo = HD + 8;
     int gq = H / Hkv;
     size_t PB = c->pf * (size_t)c->n_pages;
     float *pool = malloc(PB * 4);
+    uint16_t *pb16 = malloc(PB * 2);
     memcpy(pool, c->pool0, PB * 4);
-    CK(cudaMemcpy(c->dpool, pool, PB * 4, cudaMemcpyHostToDevice));
+    to_bf16(pool, pb16, PB);
+    CK(cudaMemcpy(c->dpool, pb16, PB * 2, cudaMemcpyHostToDevice));
     int *pos = malloc(sizeof(int) * c->n_seq), Tmax = 0, maxctx = 0;
     for (int s = 0; s < c->n_seq; s++) {
         pos[s] = c->pos0[s];
@@ -501,16 +510,17 @@ static void gqa_run(gqa_ctx *c, const plan *pl, int det, int ref, float **out, f
         }
         for (int i = 0; i < ns; i++) pos[sp[i].seq] += sp[i].n;
     }
-    CK(cudaMemcpy(fpool, c->dpool, PB * 4, cudaMemcpyDeviceToHost));
-    if (ref) {
-        if (memcmp(fpool, pool, PB * 4)) {
-            fprintf(stderr, "FAIL %s: KV pool after append differs from the CPU's\n", tag);
+    CK(cudaMemcpy(fpool, c->dpool, PB * 2, cudaMemcpyDeviceToHost));
+    if (ref) { /* the pages equal the CPU's, rounded to bf16, bit for bit */
+        to_bf16(pool, pb16, PB);
+        if (memcmp(fpool, pb16, PB * 2)) {
+            fprintf(stderr, "FAIL %s: KV pool after append differs from the CPU's (bf16)\n", tag);
             g_fail++;
         }
         printf("  %-34s %-8s worst row rel err %.2e\n", tag, "", worst);
         if (worst > g_worst_gqa) g_worst_gqa = worst;
     }
-    free(pool); free(pos); free(qkv); free(o); free(ro); free(scr); free(kp); free(vp); free(sp);
+    free(pool); free(pb16); free(pos); free(qkv); free(o); free(ro); free(scr); free(kp); free(vp); free(sp);
 }
 
 static void gqa_test(const gqa_case *gc, int ci) {
@@ -557,7 +567,7 @@ static void gqa_test(const gqa_case *gc, int ci) {
          * needed here since every element is drawn alike */
         c.pool0[i] = 2.0f * urand(91, (uint64_t)ci, i);
     }
-    c.dpool = dmalloc(PB * 4);
+    c.dpool = dmalloc(PB * 2);
     int Tmax = 0;
     for (int s = 0; s < ns; s++) Tmax += gc->ntot[s];
     c.dqkv = dmalloc((size_t)Tmax * c.ld * 4);
@@ -565,11 +575,12 @@ static void gqa_test(const gqa_case *gc, int ci) {
     c.dspans = dmalloc(sizeof(rl_cu_span) * ns);
     printf("gqa %s: H=%d Hkv=%d D=%d, %d sequences\n", gc->name, c.H, c.Hkv, c.D, ns);
     enum { NR = 5 };
-    float **out[NR], *fpool[NR];
+    float **out[NR];
+    uint16_t *fpool[NR];
     for (int r = 0; r < NR; r++) {
         out[r] = malloc(sizeof(float *) * ns);
         for (int s = 0; s < ns; s++) out[r][s] = malloc((size_t)gc->ntot[s] * HD * 4);
-        fpool[r] = malloc(PB * 4);
+        fpool[r] = malloc(PB * 2);
     }
     const int kinds[NR] = {PLAN_RANDOM, PLAN_TOKENS, PLAN_WHOLE, PLAN_RANDOM, PLAN_TOKENS};
     char tag[96];
@@ -581,7 +592,7 @@ static void gqa_test(const gqa_case *gc, int ci) {
         free_plan(&pl);
     }
     for (int r = 3; r < NR; r++) {
-        int diff = memcmp(fpool[r], fpool[2], PB * 4) != 0;
+        int diff = memcmp(fpool[r], fpool[2], PB * 2) != 0;
         for (int s = 0; s < ns; s++)
             diff |= memcmp(out[r][s], out[2][s], (size_t)gc->ntot[s] * HD * 4) != 0;
         printf("  bitwise det run %d vs det-whole: %s\n", r, diff ? "DIFFERENT" : "equal");

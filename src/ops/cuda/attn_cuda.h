@@ -22,9 +22,14 @@
  * - KV pages: a pool of pages of RL_KV_PAGE = 64 positions; a page holds, for
  *   each softmax layer l, a key block [Hkv][D][64] (transposed) and then a
  *   value block [Hkv][64][D]: key (pos j, head h, d) of layer l is at
- *     pool + page * page_floats + l * 2 * 64 * Hkv * D + (h * D + d) * 64 + j % 64
- *   and the value block follows its key block (+ 64 * Hkv * D). Same layout as
- *   the CPU pool (src/state/kv_pages.h), so pages copy between them as bytes.
+ *     pool + page * page_elems + l * 2 * 64 * Hkv * D + (h * D + d) * 64 + j % 64
+ *   and the value block follows its key block (+ 64 * Hkv * D). The CPU
+ *   pool's layout (src/state/kv_pages.h), with bf16 elements instead of fp32:
+ *   every GQA kernel multiplies keys and values on bf16 tensor cores, so it
+ *   rounded them to bf16 (round to nearest even) when it read fp32 pages;
+ *   rl_cu_kv_append now rounds them once when it writes, the same values, so
+ *   every result is unchanged and a page moves half the bytes. A device page
+ *   equals the bf16 rounding of the CPU page.
  *
  * Determinism: an output element's arithmetic depends only on its own
  * sequence's data and position, never on the other spans of the step, the
@@ -53,6 +58,9 @@
  * - S, kst, vst and the pool must be 16-byte aligned (cudaMalloc is). */
 #ifndef RL_OPS_CUDA_ATTN_CUDA_H
 #define RL_OPS_CUDA_ATTN_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -86,15 +94,15 @@ int rl_cu_lightning(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_
  * pages. page_table[seq] is a device pointer to the sequence's page ids
  * (page_tables is a device array of such pointers). */
 int rl_cu_kv_append(const float *qkv, int ldqkv, const rl_cu_span *spans, int n_spans,
-                    int max_n, const int *const *page_tables, float *pool, size_t page_floats,
+                    int max_n, const int *const *page_tables, uint16_t *pool, size_t page_elems,
                     int layer, int H, int Hkv, int D, void *stream);
 
 /* Causal GQA attention of softmax layer `layer` over the pages (after
  * rl_cu_kv_append of the same step): query row t at position p sees keys
  * 0..p of its sequence. o [rows][H*D], stride ldo. */
 int rl_cu_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span *spans,
-              int n_spans, int max_n, const int *const *page_tables, const float *pool,
-              size_t page_floats, int layer, int H, int Hkv, int D, float scale,
+              int n_spans, int max_n, const int *const *page_tables, const uint16_t *pool,
+              size_t page_elems, int layer, int H, int Hkv, int D, float scale,
               int deterministic, void *stream);
 
 /* Frees the kernels' scratch memory (after synchronizing the device). */
