@@ -394,7 +394,7 @@ static void lin_test(const lin_case *lc, int ci) {
 typedef struct {
     const char *name;
     int H, Hkv, D, n_seq;
-    int pos0[8], ntot[8];
+    int pos0[16], ntot[16];
 } gqa_case;
 
 enum { NLAYERS = 2, LAYER = 1 };
@@ -635,6 +635,11 @@ int main(int argc, char **argv) {
         {"gq16-kv1-d64", 16, 1, 64, 2, {0, 3}, {150, 40}},
         /* a group size that does not divide a tile's rows (gqa_fa: 42 tokens, 252 rows) */
         {"gq6-kv2-d64", 12, 2, 64, 2, {0, 70}, {300, 90}},
+        /* 16 sequences x 4 kv heads: the default mode's decode steps reach 64 (span, kv
+         * head) pairs and take gqa_fa unsplit (gqa_cuda.cu FA_DECODE_BLOCKS) */
+        {"many-seqs-gq4-kv4", 16, 4, 128, 16,
+         {0, 5, 63, 64, 100, 127, 128, 200, 3, 17, 33, 64, 90, 150, 255, 256},
+         {40, 20, 10, 70, 30, 5, 66, 12, 50, 8, 60, 2, 25, 33, 3, 64}},
     };
     int nl = (int)(sizeof LC / sizeof LC[0]), ng = (int)(sizeof GC / sizeof GC[0]);
     if (quick) nl = ng = 1;
