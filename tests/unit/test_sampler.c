@@ -1,5 +1,7 @@
 /* The sampler against its definition: greedy is argmax, filters never let
- * an excluded token through, draws follow the softmax, seeds reproduce. */
+ * an excluded token through, draws follow the softmax, seeds reproduce; the
+ * draw handed to the GPU sampler (rl_sampler_prepare) carries the penalty
+ * window's histogram and consumes a random number only when random. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -103,5 +105,53 @@ int main(void) {
     rl_sampler_accept(&s, 17);
     CHECK(rl_sampler_sample(&s, lg, V) == order[1], "penalized best token loses to the runner-up");
     rl_sampler_free(&s);
+
+    /* rl_sampler_prepare (what the GPU sampler receives): the penalty window as
+     * distinct ascending tokens with their counts over the last repeat_last_n
+     * accepted tokens, against a plain histogram; the RNG advances only for a
+     * random draw (a greedy prepare leaves the next random draw unchanged) */
+    p = off();
+    p.repeat_penalty = 1.1f; p.repeat_last_n = 24;
+    rl_sampler_init(&s, &p, V);
+    uint64_t ws = 11;
+    int hist[200], nh = 0;
+    bool win_ok = true;
+    for (int round = 0; round < 20 && win_ok; round++) {
+        int add = 1 + (int)rl_t_uniform(&ws, 0, 9);
+        for (int i = 0; i < add; i++) {
+            int t = (int)rl_t_uniform(&ws, 0, 12); /* few distinct: many repeats */
+            rl_sampler_accept(&s, t);
+            hist[nh++] = t;
+        }
+        int want[V] = {0};
+        for (int i = nh > 24 ? nh - 24 : 0; i < nh; i++) want[hist[i]]++;
+        rl_sampler_draw d;
+        rl_sampler_prepare(&s, &d);
+        int k = 0;
+        for (int t = 0; t < V; t++) {
+            if (!want[t]) continue;
+            if (k >= d.n_pen || d.pen_tok[k] != t || d.pen_cnt[k] != want[t]) win_ok = false;
+            k++;
+        }
+        if (k != d.n_pen || !d.penalize) win_ok = false;
+    }
+    CHECK(win_ok, "prepare's penalty window = the histogram of the last 24 tokens, ascending");
+    rl_sampler_free(&s);
+    p = off();
+    rl_sampler r1, r2;
+    rl_sampler_init(&r1, &p, V);
+    rl_sampler_init(&r2, &p, V);
+    rl_sampler_params g = p;
+    g.temperature = 0;
+    rl_sampler_draw d1, d2;
+    r2.p = g; /* one greedy prepare on r2 between the random ones */
+    rl_sampler_prepare(&r2, &d2);
+    r2.p = p;
+    rl_sampler_prepare(&r1, &d1);
+    rl_sampler_prepare(&r2, &d2);
+    CHECK(d1.u01 == d2.u01 && d1.u01 >= 0.0 && d1.u01 < 1.0,
+          "a greedy draw consumes no random number (u %.17g vs %.17g)", d1.u01, d2.u01);
+    rl_sampler_free(&r1);
+    rl_sampler_free(&r2);
     return rl_test_done();
 }
