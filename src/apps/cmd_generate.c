@@ -101,8 +101,9 @@ int cmd_generate(int argc, char **argv) {
     if (tx.tok && rl_tok_vocab_size(tx.tok) < n_valid) n_valid = rl_tok_vocab_size(tx.tok);
     /* each step also draws the next token (on the GPU the logits stay there) */
     rl_sample_req req = {&smp, n_valid, 0, 0.0f};
+    float *step_logits = mo.device == APP_CUDA ? NULL : logits;
     double t0 = app_now();
-    app_span s = {&slot, ids, n, 0, RL_LOGITS_LAST, logits, &req};
+    app_span s = {&slot, ids, n, 0, RL_LOGITS_LAST, step_logits, &req};
     if (app_step(&eng, &s, 1, &e)) { app_fail("%s", e.msg); goto out; }
     double t1 = app_now();
     int gen = 0;
@@ -123,8 +124,8 @@ int cmd_generate(int argc, char **argv) {
         fflush(stdout);
         if (app_text_is_stop(&tx, tok) && !ignore_eos) { gen++; break; }
         if (gen + 1 == n_predict) { gen++; break; }
-        app_span d = {&slot, &tok, 1, app_seq_pos(&eng, &slot), RL_LOGITS_LAST,
-                      mo.device == APP_CUDA ? NULL : logits, &req};
+        app_span d = {&slot, &tok, 1, app_seq_pos(&eng, &slot), RL_LOGITS_LAST, step_logits,
+                      &req};
         if (app_step(&eng, &d, 1, &e)) { app_fail("%s", e.msg); goto out; }
     }
     if (ts) {

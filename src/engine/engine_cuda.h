@@ -62,7 +62,8 @@ typedef struct cu_sampling {
     float *h_lp, *d_lp;
     float *d_scratch; /* cap_rows * vocab floats, for penalized rows */
     size_t scratch_floats;
-    float *h_logits; /* host draws: their logits rows (cap_rows * vocab) */
+    float *h_logits; /* host draws: their logits rows (cap_host * vocab) */
+    int cap_host;
     rl_sampler_draw *draws; /* per request, in span order */
     int *kind;              /* per span: 0 none, 1 device, 2 host */
     int cap_spans;

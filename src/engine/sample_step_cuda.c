@@ -45,8 +45,9 @@ void rl_cu_samples_free(cu_sampling *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* room for `rows` draws, `pen` penalty entries and `spans` spans */
-static int reserve(cu_sampling *s, int rows, int pen, int spans, size_t V, rl_err *e) {
+/* room for `rows` draws, `pen` penalty entries, `spans` spans and the logits
+ * rows of `host` draws that stay on the host (none in the usual case) */
+static int reserve(cu_sampling *s, int rows, int pen, int spans, int host, size_t V, rl_err *e) {
     if (rows > s->cap_rows) {
         int c = rows > 2 * s->cap_rows ? rows : 2 * s->cap_rows;
         RL_TRY(grow_dev((void **)&s->d_args, sizeof(rl_cu_sample_args) * (size_t)c, e));
@@ -55,7 +56,6 @@ static int reserve(cu_sampling *s, int rows, int pen, int spans, size_t V, rl_er
         RL_TRY(grow_host((void **)&s->h_args, sizeof(rl_cu_sample_args) * (size_t)c, e));
         RL_TRY(grow_host((void **)&s->h_tok, sizeof(int) * (size_t)c, e));
         RL_TRY(grow_host((void **)&s->h_lp, sizeof(float) * (size_t)c, e));
-        RL_TRY(grow_host((void **)&s->h_logits, sizeof(float) * (size_t)c * V, e));
         RL_TRY(grow_host((void **)&s->draws, sizeof(rl_sampler_draw) * (size_t)c, e));
         s->cap_rows = c;
     }
@@ -71,7 +71,22 @@ static int reserve(cu_sampling *s, int rows, int pen, int spans, size_t V, rl_er
         RL_TRY(grow_host((void **)&s->kind, sizeof(int) * (size_t)spans, e));
         s->cap_spans = spans;
     }
+    if (host > s->cap_host) {
+        RL_TRY(grow_host((void **)&s->h_logits, sizeof(float) * (size_t)host * V, e));
+        s->cap_host = host;
+    }
     return RL_OK;
+}
+
+/* the device's view of a prepared draw (n_valid clamped to V) */
+static rl_cu_sample_args args_of(const rl_sampler_draw *d, int n_valid, int V, int pen_off,
+                                 int row) {
+    return (rl_cu_sample_args){
+        .temperature = d->temperature, .top_p = d->top_p, .min_p = d->min_p,
+        .repeat_penalty = d->repeat_penalty, .presence_penalty = d->presence_penalty,
+        .frequency_penalty = d->frequency_penalty, .top_k = d->top_k,
+        .n_valid = n_valid < V ? n_valid : V, .penalize = d->penalize,
+        .n_pen = d->penalize ? d->n_pen : 0, .pen_off = pen_off, .row = row, .u01 = d->u01};
 }
 
 int rl_cu_samples_launch(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, rl_err *e) {
@@ -80,16 +95,19 @@ int rl_cu_samples_launch(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, 
     int nreq = 0;
     for (int i = 0; i < n; i++) nreq += spans[i].sample != NULL;
     if (!nreq) return RL_OK;
-    /* prepare every draw first (penalty windows are at most the samplers' history) */
-    RL_TRY(reserve(s, nreq, 0, n, V, e));
-    int pen = 0, q = 0;
+    /* prepare every draw first: the sizes of the penalty lists and of the host
+     * fallback follow from the draws */
+    RL_TRY(reserve(s, nreq, 0, n, 0, V, e));
+    int pen = 0, host = 0, q = 0;
     for (int i = 0; i < n; i++) {
         if (!spans[i].sample) continue;
-        rl_sampler_prepare(spans[i].sample->smp, &s->draws[q]);
-        pen += s->draws[q].penalize ? s->draws[q].n_pen : 0;
-        q++;
+        rl_sampler_draw *d = &s->draws[q++];
+        rl_sampler_prepare(spans[i].sample->smp, d);
+        rl_cu_sample_args a = args_of(d, spans[i].sample->n_valid, (int)V, 0, 0);
+        pen += a.n_pen;
+        host += !rl_cu_sample_ok(&a);
     }
-    RL_TRY(reserve(s, nreq, pen, n, V, e));
+    RL_TRY(reserve(s, nreq, pen, n, host, V, e));
     /* the step's logits rows: spans in order, n rows for ALL, 1 for LAST */
     int row = 0, nd = 0, nh = 0, np = 0, penalized = 0;
     q = 0;
@@ -99,13 +117,7 @@ int rl_cu_samples_launch(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, 
         s->kind[i] = 0;
         if (sp->sample) {
             const rl_sampler_draw *d = &s->draws[q];
-            int nv = sp->sample->n_valid < (int)V ? sp->sample->n_valid : (int)V;
-            rl_cu_sample_args a = {
-                .temperature = d->temperature, .top_p = d->top_p, .min_p = d->min_p,
-                .repeat_penalty = d->repeat_penalty, .presence_penalty = d->presence_penalty,
-                .frequency_penalty = d->frequency_penalty, .top_k = d->top_k, .n_valid = nv,
-                .penalize = d->penalize, .n_pen = d->penalize ? d->n_pen : 0, .pen_off = np,
-                .row = row, .u01 = d->u01};
+            rl_cu_sample_args a = args_of(d, sp->sample->n_valid, (int)V, np, row);
             if (rl_cu_sample_ok(&a)) {
                 memcpy(s->h_pen_tok + np, d->pen_tok, sizeof(int) * (size_t)a.n_pen);
                 memcpy(s->h_pen_cnt + np, d->pen_cnt, sizeof(int) * (size_t)a.n_pen);
