@@ -455,14 +455,12 @@ __global__ void __launch_bounds__(D) lin_decode(const float *__restrict__ qkv, i
     /* Everything the block reads, requested from L2 up front: the state and
      * the stash rows. The loads below then wait on L2, not on a chain of
      * dependent trips to memory (scores -> P V -> q S). */
-#ifndef RL_LIN_NO_PREFETCH
     for (int i = threadIdx.x; i < D * D / 32; i += D) prefetch_l2(S + 32 * i);
     for (int i = threadIdx.x; i < sg.a * (D / 32); i += D) {
         int j = i / (D / 32), c = 32 * (i % (D / 32));
         prefetch_l2(st.kst + (size_t)j * R.HD + R.hD + c);
         prefetch_l2(st.vst + (size_t)j * R.HD + R.hD + c);
     }
-#endif
     {
         uint32_t pa[8][4];
         scores<D>(pa, q0, q1, R, pw, mt, r0, r1, lane);
