@@ -49,10 +49,8 @@ int rl_sampler_init(rl_sampler *s, const rl_sampler_params *p, int n_vocab) {
     s->hist = malloc(sizeof(int) * (size_t)s->hist_cap);
     s->idx = malloc(sizeof(int) * (size_t)n_vocab);
     s->val = malloc(sizeof(float) * (size_t)n_vocab);
-    s->pen_tok = malloc(sizeof(int) * (size_t)s->hist_cap);
-    s->pen_cnt = malloc(sizeof(int) * (size_t)s->hist_cap);
     s->n_vocab = n_vocab;
-    if (!s->hist || !s->idx || !s->val || !s->pen_tok || !s->pen_cnt) {
+    if (!s->hist || !s->idx || !s->val) {
         rl_sampler_free(s);
         return -1;
     }
@@ -97,6 +95,17 @@ void rl_sampler_prepare(rl_sampler *s, rl_sampler_draw *d) {
     d->penalize = s->hist_len > 0 && (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f ||
                                       p->frequency_penalty != 0.0f);
     d->n_pen = 0;
+    if (d->penalize && s->pen_cap < s->hist_len) { /* grown to the window as it fills */
+        int *t = realloc(s->pen_tok, sizeof(int) * (size_t)s->hist_len);
+        if (t) s->pen_tok = t;
+        int *c = t ? realloc(s->pen_cnt, sizeof(int) * (size_t)s->hist_len) : NULL;
+        if (c) {
+            s->pen_cnt = c;
+            s->pen_cap = s->hist_len;
+        } else {
+            d->penalize = 0; /* out of memory: no penalties this draw (as before) */
+        }
+    }
     if (d->penalize) {
         /* the window's distinct tokens and counts: sort a copy (windows are short) */
         int m = s->hist_len, *w = s->pen_tok;

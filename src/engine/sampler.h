@@ -33,6 +33,7 @@ typedef struct rl_sampler {
     int *idx;
     float *val;
     int *pen_tok, *pen_cnt; /* the window's distinct tokens and their counts */
+    int pen_cap;
     int n_vocab;
 } rl_sampler;
 
