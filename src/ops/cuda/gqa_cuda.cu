@@ -130,25 +130,29 @@ __global__ void __launch_bounds__(32 * NWARP)
         const uint16_t *vb = pool + (size_t)pt[p] * page_elems + loff + (size_t)PG * KD +
                              (size_t)kvh * PG * D;
         __syncthreads(); /* previous page consumed */
-        /* keys [d][j] bf16 -> Ks[j][d pair]: 4 along j, two rows d */
-        for (int idx = threadIdx.x; idx < (D / 2) * (PG / 4); idx += 32 * NWARP) {
-            int dp = idx / (PG / 4), j = 4 * (idx % (PG / 4));
-            uint2 x = __ldg((const uint2 *)(kb + (size_t)(2 * dp) * PG + j));
-            uint2 y = __ldg((const uint2 *)(kb + (size_t)(2 * dp + 1) * PG + j));
-            Ks[(j + 0) * LDK + dp] = pair_lo(x.x, y.x);
-            Ks[(j + 1) * LDK + dp] = pair_hi(x.x, y.x);
-            Ks[(j + 2) * LDK + dp] = pair_lo(x.y, y.y);
-            Ks[(j + 3) * LDK + dp] = pair_hi(x.y, y.y);
+        /* keys [d][j] bf16 -> Ks[j][d pair]: 8 along j (16-byte loads), two rows d */
+        for (int idx = threadIdx.x; idx < (D / 2) * (PG / 8); idx += 32 * NWARP) {
+            int dp = idx / (PG / 8), j = 8 * (idx % (PG / 8));
+            uint4 x = __ldg((const uint4 *)(kb + (size_t)(2 * dp) * PG + j));
+            uint4 y = __ldg((const uint4 *)(kb + (size_t)(2 * dp + 1) * PG + j));
+            const uint32_t xs[4] = {x.x, x.y, x.z, x.w}, ys[4] = {y.x, y.y, y.z, y.w};
+#pragma unroll
+            for (int w = 0; w < 4; w++) {
+                Ks[(j + 2 * w) * LDK + dp] = pair_lo(xs[w], ys[w]);
+                Ks[(j + 2 * w + 1) * LDK + dp] = pair_hi(xs[w], ys[w]);
+            }
         }
-        /* values [j][e] bf16 -> Vt[e][j pair]: 4 along e, two rows j */
-        for (int idx = threadIdx.x; idx < (PG / 2) * (D / 4); idx += 32 * NWARP) {
-            int jp = idx / (D / 4), e = 4 * (idx % (D / 4));
-            uint2 x = __ldg((const uint2 *)(vb + (size_t)(2 * jp) * D + e));
-            uint2 y = __ldg((const uint2 *)(vb + (size_t)(2 * jp + 1) * D + e));
-            Vt[(e + 0) * LDV + jp] = pair_lo(x.x, y.x);
-            Vt[(e + 1) * LDV + jp] = pair_hi(x.x, y.x);
-            Vt[(e + 2) * LDV + jp] = pair_lo(x.y, y.y);
-            Vt[(e + 3) * LDV + jp] = pair_hi(x.y, y.y);
+        /* values [j][e] bf16 -> Vt[e][j pair]: 8 along e (16-byte loads), two rows j */
+        for (int idx = threadIdx.x; idx < (PG / 2) * (D / 8); idx += 32 * NWARP) {
+            int jp = idx / (D / 8), e = 8 * (idx % (D / 8));
+            uint4 x = __ldg((const uint4 *)(vb + (size_t)(2 * jp) * D + e));
+            uint4 y = __ldg((const uint4 *)(vb + (size_t)(2 * jp + 1) * D + e));
+            const uint32_t xs[4] = {x.x, x.y, x.z, x.w}, ys[4] = {y.x, y.y, y.z, y.w};
+#pragma unroll
+            for (int w = 0; w < 4; w++) {
+                Vt[(e + 2 * w) * LDV + jp] = pair_lo(xs[w], ys[w]);
+                Vt[(e + 2 * w + 1) * LDV + jp] = pair_hi(xs[w], ys[w]);
+            }
         }
         __syncthreads();
         if (!act || p > wlast_page) continue; /* no row of this warp sees this page */
