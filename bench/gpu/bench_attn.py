@@ -355,7 +355,7 @@ def main():
         log(f"# peer: {fla_name}")
     except Exception as e:
         log(f"# fla unavailable: {type(e).__name__}: {e}")
-        chunk_fla = rec_fla = None
+        chunk_fla = rec_fla = fla_name = None
     Ts = [4096, 16384] if A.quick else [4096, 16384, 32768] + ([131072] if A.big else [])
     shapes = [(16, 4, 128), (32, 4, 128)]
     if "linp" in only:

@@ -4,7 +4,7 @@
  * Two attention kernels: gqa_fa (below) takes every step of the
  * deterministic mode, the prefill-sized steps of the default mode (some
  * span longer than one 128-row tile) and its decode steps of at least
- * FA_DECODE_BLOCKS (span, kv head) pairs; gqa_attend takes the smaller
+ * 64 (span, kv head) pairs (RL_CUDA_FA_DECODE_BLOCKS); gqa_attend takes the smaller
  * decode steps of the default mode, where it splits the pages over blocks.
  *
  * gqa_attend: one block of 8 warps per (span, kv head, tile of query rows,
@@ -28,6 +28,7 @@
  * merges the partial softmaxes in split order (gqa_merge): the bits then
  * depend on the batch size. `deterministic` turns the split off. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "ops/cuda/attn_cuda.h"
 #include "ops/cuda/attn_mma.cuh"
@@ -627,8 +628,16 @@ __global__ void __launch_bounds__(32 * FW, 1)
         }
 }
 
-/* (span, kv head) pairs from which a decode step goes to gqa_fa unsplit */
-constexpr int FA_DECODE_BLOCKS = 64;
+/* (span, kv head) pairs from which a decode step goes to gqa_fa unsplit;
+ * RL_CUDA_FA_DECODE_BLOCKS overrides it (benchmarks' A/B of the routing) */
+static int fa_decode_blocks() {
+    static int v = 0;
+    if (!v) {
+        const char *e = getenv("RL_CUDA_FA_DECODE_BLOCKS");
+        v = e && atoi(e) > 0 ? atoi(e) : 64;
+    }
+    return v;
+}
 
 template <int D>
 int launch_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span *spans,
@@ -638,7 +647,7 @@ int launch_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span 
     int gq = H / Hkv, TPC = ROWS / gq;
     int ntile_max = (max_n + TPC - 1) / TPC;
     const float sl2 = scale * 1.4426950408889634f; /* base-2 softmax */
-    if (deterministic || ntile_max > 1 || n_spans * Hkv >= FA_DECODE_BLOCKS) {
+    if (deterministic || ntile_max > 1 || n_spans * Hkv >= fa_decode_blocks()) {
         /* prefill-sized steps, every step in deterministic mode, and decode
          * steps with enough (span, kv head) pairs to fill the card without
          * splitting pages (gqa_fa's pipelined staging then beats gqa_attend's
