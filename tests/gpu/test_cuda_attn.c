@@ -635,11 +635,16 @@ int main(int argc, char **argv) {
         {"gq16-kv1-d64", 16, 1, 64, 2, {0, 3}, {150, 40}},
         /* a group size that does not divide a tile's rows (gqa_fa: 42 tokens, 252 rows) */
         {"gq6-kv2-d64", 12, 2, 64, 2, {0, 70}, {300, 90}},
-        /* 16 sequences x 4 kv heads: the default mode's decode steps reach 64 (span, kv
-         * head) pairs and take gqa_fa unsplit (gqa_cuda.cu FA_DECODE_BLOCKS) */
+        /* 16 sequences x 4 kv heads: 64 (span, kv head) pairs, where the default
+         * mode's decode steps took gqa_fa unsplit before gqa_dec (RL_CUDA_GQA_DEC=0
+         * still does: gqa_cuda.cu) */
         {"many-seqs-gq4-kv4", 16, 4, 128, 16,
          {0, 5, 63, 64, 100, 127, 128, 200, 3, 17, 33, 64, 90, 150, 255, 256},
          {40, 20, 10, 70, 30, 5, 66, 12, 50, 8, 60, 2, 25, 33, 3, 64}},
+        /* long histories: the default mode's decode steps (gqa_dec) split ~63 pages
+         * over many blocks and merge them; Ring-mini's and Ring-flash's groups */
+        {"long-gq4-kv4", 16, 4, 128, 2, {4000, 9}, {24, 40}},
+        {"long-gq8-kv4", 32, 4, 128, 2, {3000, 70}, {12, 5}},
     };
     int nl = (int)(sizeof LC / sizeof LC[0]), ng = (int)(sizeof GC / sizeof GC[0]);
     if (quick) nl = ng = 1;

@@ -46,11 +46,12 @@
  *   rounding, not bitwise; prefill steps are the same in both modes.
  *   qkv and o rows must be 16-byte aligned (strides multiples of 4 floats).
  * - rl_cu_gqa (bf16 tensor cores, fp32 softmax): without `deterministic`, a
- *   step whose spans each fit one tile (decode-sized: n * H/Hkv <= 128 rows)
- *   and that has few (span, kv head) pairs splits each span's pages over
- *   several blocks and merges the partial softmaxes, so its bits depend on
- *   the batch size. With `deterministic` a row is computed by the same
- *   instructions in prefill and decode.
+ *   step whose spans each hold at most 16 rows (n * H/Hkv <= 16: decode)
+ *   splits each span's pages over enough blocks to fill the card and merges
+ *   the partial softmaxes; so does a step whose spans fit one 128-row tile
+ *   when it has few (span, kv head) pairs. Their bits depend on the batch
+ *   size. With `deterministic` a row is computed by the same instructions in
+ *   prefill and decode.
  * - Scratch memory (Lightning: n_spans * ((max_n + 62) / 64 + 1) * H * D * D
  *   floats; GQA split partials) is allocated on first use and grown when a
  *   larger step comes; growing synchronizes the device, so run the largest

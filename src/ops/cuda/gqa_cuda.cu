@@ -1,11 +1,15 @@
 /* KV append and paged causal GQA attention on tensor cores (contract:
  * attn_cuda.h; page layout: src/state/kv_pages.h).
  *
- * Two attention kernels: gqa_fa (below) takes every step of the
- * deterministic mode, the prefill-sized steps of the default mode (some
- * span longer than one 128-row tile) and its decode steps of at least
- * 64 (span, kv head) pairs (RL_CUDA_FA_DECODE_BLOCKS); gqa_attend takes the smaller
- * decode steps of the default mode, where it splits the pages over blocks.
+ * Three attention kernels. gqa_fa (below) takes every step of the
+ * deterministic mode and the prefill-sized steps of the default mode (some
+ * span longer than one 128-row tile). gqa_dec (below) takes the default
+ * mode's decode steps (every span at most 16 rows, n * gq <= 16), splitting
+ * the pages over blocks. gqa_attend takes the default mode's remaining steps
+ * whose spans fit one 128-row tile when they have fewer than 64 (span, kv
+ * head) pairs (RL_CUDA_FA_DECODE_BLOCKS; gqa_fa above that), where it too
+ * splits the pages. RL_CUDA_GQA_DEC=0 gives gqa_dec's steps to the other
+ * two (A/B of benchmarks).
  *
  * gqa_attend: one block of 8 warps per (span, kv head, tile of query rows,
  * split). A block's 128 rows are (token, query head) pairs of one kv head:
@@ -31,7 +35,9 @@
 #include <stdlib.h>
 
 #include "ops/cuda/attn_cuda.h"
+#include "ops/cuda/attn_async.cuh"
 #include "ops/cuda/attn_mma.cuh"
+#include "ops/cuda/gqa_dec.cuh"
 #include "state/kv_pages.h"
 
 namespace {
@@ -254,7 +260,7 @@ __global__ void __launch_bounds__(32 * NWARP)
     }
 }
 
-/* Merges the NS partial softmaxes of each row, in split order. Block (kv head,
+/* Merges gqa_attend's NS partial softmaxes of each row, in split order. Block (kv head,
  * span), one thread per output channel. Used only when one tile holds every
  * token of each span (decode-sized steps). */
 __global__ void gqa_merge(float *__restrict__ o, int ldo, const rl_cu_span *__restrict__ spans,
@@ -309,50 +315,6 @@ __global__ void gqa_merge(float *__restrict__ o, int ldo, const rl_cu_span *__re
  * (deterministic mode sends them here too) get the bits of prefill. */
 constexpr int FW = 8;
 constexpr int FROWS = 32 * FW;
-
-__device__ __forceinline__ uint32_t smem_u32(const void *p) {
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-__device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t a) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], uint32_t a) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-__device__ __forceinline__ void cp_async16(uint32_t s, const void *g) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(g) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
-/* all but the newest group of this thread's copies have landed */
-__device__ __forceinline__ void cp_async_wait_1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
-/* shared-memory mbarriers (sm_80): split arrive / wait, release / acquire */
-__device__ __forceinline__ void mbar_init(uint32_t a, int count) {
-    asm volatile("mbarrier.init.shared.b64 [%0], %1;" ::"r"(a), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t a) {
-    asm volatile("{\n\t.reg .b64 st;\n\tmbarrier.arrive.shared.b64 st, [%0];\n\t}" ::"r"(a) : "memory");
-}
-/* waits for the completion of the phase of parity `par` */
-__device__ __forceinline__ void mbar_wait(uint32_t a, uint32_t par) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define RL_MBAR_WAIT "mbarrier.try_wait.parity.shared.b64" /* suspends a while: less spinning */
-#else
-#define RL_MBAR_WAIT "mbarrier.test_wait.parity.shared.b64"
-#endif
-    asm volatile("{\n\t.reg .pred P;\n"
-                 "WAIT_%=:\n\t" RL_MBAR_WAIT " P, [%0], %1;\n\t"
-                 "@!P bra WAIT_%=;\n\t}" ::"r"(a), "r"(par) : "memory");
-}
-__device__ __forceinline__ float ex2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
 
 template <int D> constexpr size_t fa_smem() {
     return (size_t)FROWS * D * 2 + 4 * (size_t)PG * D * 2 + 2 * (size_t)PG * D * 2 + 64;
@@ -647,6 +609,9 @@ int launch_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span 
     int gq = H / Hkv, TPC = ROWS / gq;
     int ntile_max = (max_n + TPC - 1) / TPC;
     const float sl2 = scale * 1.4426950408889634f; /* base-2 softmax */
+    if (!deterministic && max_n * gq <= RL_GQA_DEC_ROWS && rl_cu_gqa_dec_on())
+        return rl_cu_gqa_dec(qkv, ldqkv, o, ldo, spans, n_spans, max_n, page_tables, pool,
+                             page_elems, layer, H, Hkv, D, sl2, st);
     if (deterministic || ntile_max > 1 || n_spans * Hkv >= fa_decode_blocks()) {
         /* prefill-sized steps, every step in deterministic mode, and decode
          * steps with enough (span, kv head) pairs to fill the card without
