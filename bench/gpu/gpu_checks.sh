@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on a GPU machine (fits the device tool's 10-minute, 8-file limits):
 # build (CUDA on), the gpu-labelled tests, the expert GEMM check,
-# compute-sanitizer memcheck and racecheck on small shapes, then the
+# compute-sanitizer memcheck and racecheck on small shapes / chosen cases, then the
 # benchmarks: the model (both models), the GEMMs against cuBLAS, the
 # attention kernels against fla / SDPA (fla from $FLA, e.g. a .dev-fla
 # checkout; without it only SDPA and our kernels). Every stage is
@@ -33,13 +33,21 @@ if [ -z "${SKIP_SAN:-}" ]; then
   S="$OUT/san.log"
   : >"$S"
   export RL_TEST_TMP=/tmp/rl-san RL_TEST_QUICK=1 RL_GPU_TEST_TOKENS=24 RL_GPU_TEST_SHAPES=1
+  # test_cuda_attn: memcheck on every case; racecheck (slow: ~100x) on one
+  # Lightning case and the GQA cases that reach gqa_fa, gqa_attend and gqa_dec
   for t in "memcheck test_cuda_sample" "racecheck test_cuda_sample" "memcheck test_gpu_model" \
-           "racecheck test_gpu_model" "memcheck test_cuda_attn --quick" "racecheck test_cuda_attn --quick"; do
+           "racecheck test_gpu_model" "memcheck test_cuda_attn" \
+           "racecheck test_cuda_attn --case gq4-kv1-d64" "racecheck test_cuda_attn --case long-gq8-kv4" \
+           "racecheck test_cuda_attn --case mini-heads"; do
     set -- $t
     echo "=== $*" >>"$S"
-    timeout 90 compute-sanitizer --tool "$1" "$B/tests/$2" ${3:-} >>"$S" 2>&1
-    echo "$* rc=$? $(grep -h 'ERROR SUMMARY\|RACECHECK SUMMARY' "$S" | tail -1) $(el)"
+    timeout 120 compute-sanitizer --tool "$1" "$B/tests/$2" "${@:3}" >"$S.one" 2>&1
+    rc=$?
+    cat "$S.one" >>"$S"
+    sum=$(grep -h 'ERROR SUMMARY\|RACECHECK SUMMARY' "$S.one" | tail -1)
+    echo "$* rc=$rc ${sum:-no summary (cut off)} $(el)"
   done
+  rm -f "$S.one"
   unset RL_TEST_TMP RL_TEST_QUICK RL_GPU_TEST_TOKENS RL_GPU_TEST_SHAPES
 fi
 [ -n "${SKIP_BENCH:-}" ] && exit 0

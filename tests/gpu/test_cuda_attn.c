@@ -610,7 +610,18 @@ static void gqa_test(const gqa_case *gc, int ci) {
 }
 
 int main(int argc, char **argv) {
-    int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    /* --quick: the first case of each kind; --case NAME: only that case (the
+     * sanitizer runs pick cases so that they finish) */
+    int quick = 0;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--case") && i + 1 < argc) only = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--case NAME]\n", argv[0]);
+            return 2;
+        }
+    }
     int ndev = 0;
     if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
         printf("no CUDA device: skipped\n");
@@ -648,8 +659,15 @@ int main(int argc, char **argv) {
     };
     int nl = (int)(sizeof LC / sizeof LC[0]), ng = (int)(sizeof GC / sizeof GC[0]);
     if (quick) nl = ng = 1;
-    for (int i = 0; i < nl; i++) lin_test(&LC[i], i);
-    for (int i = 0; i < ng; i++) gqa_test(&GC[i], i);
+    int ran = 0;
+    for (int i = 0; i < nl; i++)
+        if (!only || !strcmp(only, LC[i].name)) lin_test(&LC[i], i), ran++;
+    for (int i = 0; i < ng; i++)
+        if (!only || !strcmp(only, GC[i].name)) gqa_test(&GC[i], i), ran++;
+    if (!ran) {
+        fprintf(stderr, "no case named '%s'\n", only);
+        return 2;
+    }
     rl_cu_attn_release();
     printf("summary: lightning worst row rel err %.2e, gqa worst row rel err %.2e (bound 1e-2); %s (%d failures)\n",
            g_worst_lin, g_worst_gqa, g_fail ? "FAIL" : "PASS", g_fail);
