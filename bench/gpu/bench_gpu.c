@@ -9,14 +9,18 @@
  *
  *   bench_gpu [--model PRESET[:softmax]]... [--contexts 4096,32768,131072]
  *             [--batches 1,16,64,256] [--budget S] [--step 4096]
- *             [--deterministic]
+ *             [--deterministic] [--distinct-kv GB]
  * PRESET:softmax is the preset with layer_group_size = 1 (every layer
  * softmax). Prefill feeds the context in steps of --step tokens; the time to
  * reach each context is its prefill time. Decode forks B sequences from the
- * prefilled context (KV pages shared, Lightning state copied), runs 2 warm-up
+ * prefilled context (KV pages shared, Lightning state copied: many samples
+ * of one prompt, as in RL rollouts; the floor reads the shared KV once), runs 2 warm-up
  * steps and 5 timed steps of one token per sequence, each sequence drawing
  * its next token on the device (default sampler; no logits copied). Each model gets --budget seconds (default 90); what does not fit
- * is printed as "not measured". */
+ * is printed as "not measured". --distinct-kv GB gives every fork its own copy
+ * of the prompt's KV pages (rl_cuda_seq_unshare) in a pool of GB gigabytes,
+ * so no two sequences read the same memory (serving unrelated prompts); the
+ * rows whose KV does not fit are "not measured". */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,9 +104,18 @@ static double prefill_flops(const rl_model *m, const counts *k, double N) {
     return f;
 }
 
-static double decode_bytes(const counts *k, int B, double ctx) {
+/* Bytes a decode step must read at least: the weights (fixed matrices + the
+ * expected distinct experts of B tokens), each sequence's Lightning state,
+ * and the KV of the context. The B sequences are forks of one prefilled
+ * prompt (the RL rollout pattern: many samples per prompt), so their KV
+ * pages are the same physical pages: the floor counts them once (what a
+ * kernel reading each page once per step would move), not B times. With
+ * --distinct-kv every fork gets its own copy of the pages and the floor
+ * counts B copies. */
+static double decode_bytes(const counts *k, int B, double ctx, int distinct) {
     double uniq = k->E ? k->E * (1.0 - pow(1.0 - (double)k->K / k->E, B)) : 0;
-    return k->w_fixed + k->n_moe * uniq * k->w_expert + B * (k->state_seq + k->kv_tok * ctx);
+    return k->w_fixed + k->n_moe * uniq * k->w_expert + B * k->state_seq +
+           (distinct ? B : 1) * k->kv_tok * ctx;
 }
 
 /* RL_CUDA_PROFILE: the device time of each phase since the last reset, per
@@ -118,7 +131,8 @@ static void print_profile(rl_cuda_engine *g, double per, const char *what) {
 }
 
 static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, int nb,
-                     double budget, int stepsz, int det, double bw, double tflops) {
+                     double budget, int stepsz, int det, double distinct_gb, double bw,
+                     double tflops) {
     char name[128];
     snprintf(name, sizeof name, "%s", spec);
     char *colon = strchr(name, ':');
@@ -138,6 +152,8 @@ static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, i
     int maxb = 0;
     for (int i = 0; i < nb; i++) maxb = bs[i] > maxb ? bs[i] : maxb;
     int pages = (maxctx + 63) / 64 + 2 * maxb + 64;
+    int distinct = distinct_gb > 0;
+    if (distinct) pages = (int)fmin(distinct_gb * 1e9 / (k.kv_tok * 64), 2e9);
     rl_cuda_opts o = {.deterministic = det, .max_kv_pages = pages, .random_seed = 42};
     double t0 = now();
     rl_cuda_engine *g;
@@ -221,7 +237,8 @@ static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, i
             for (int i = 0; ok && i < B; i++) {
                 spar.seed = 1000 + (uint64_t)i;
                 ok = !rl_sampler_init(&smp[i], &spar, V) &&
-                     !rl_cuda_seq_new(g, &q[i], &e) && !rl_cuda_seq_fork(q[i], snap[ci], &e);
+                     !rl_cuda_seq_new(g, &q[i], &e) && !rl_cuda_seq_fork(q[i], snap[ci], &e) &&
+                     !(distinct && rl_cuda_seq_unshare(q[i], &e));
                 req[i] = (rl_sample_req){&smp[i], V, tok[ctx + (i % 7)], 0.0f};
             }
             double td = 0;
@@ -238,14 +255,21 @@ static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, i
             for (int i = 0; i < B && smp; i++) rl_sampler_free(&smp[i]);
             free(smp);
             free(req);
-            if (!ok) {
+            if (!ok && distinct && e.code == RL_E_CAPACITY) {
+                printf("| tg b%d @ %d | not measured | | | %d distinct contexts need %.1f GB of KV; the pool "
+                       "holds %.1f GB (--distinct-kv) |\n",
+                       B, ctx, B, B * k.kv_tok * ctx / 1e9, rl_cuda_kv_pool_bytes(g) / 1e9);
+            } else if (!ok) {
                 printf("| tg b%d @ %d | failed | | | %s |\n", B, ctx, e.msg);
             } else {
-                double tps = 5.0 * B / td, by = decode_bytes(&k, B, ctx), fl = by / (bw * 1e9);
+                double tps = 5.0 * B / td, by = decode_bytes(&k, B, ctx, distinct), fl = by / (bw * 1e9);
                 double wfl = (k.w_fixed + k.n_moe * (k.E ? k.E * (1.0 - pow(1.0 - (double)k.K / k.E, B)) : 0) * k.w_expert) / (bw * 1e9);
-                printf("| tg b%d @ %d | %.1f | %.1f | %.0f%% | %.2f ms/step; %.2f GB/step (weights %.2f); "
-                       "%.0f%% of the weight-bytes floor |\n",
-                       B, ctx, tps, B / fl, 100 * fl / (td / 5), 1e3 * td / 5, by / 1e9, wfl * bw, 100 * wfl / (td / 5));
+                printf("| tg b%d @ %d | %.1f | %.1f | %.0f%% | %.2f ms/step; %.2f GB/step (weights %.2f, KV "
+                       "%.2f: %s); %.0f%% of the weight-bytes floor |\n",
+                       B, ctx, tps, B / fl, 100 * fl / (td / 5), 1e3 * td / 5, by / 1e9, wfl * bw,
+                       (distinct ? B : 1) * k.kv_tok * ctx / 1e9,
+                       distinct ? "each fork its own pages" : "one prompt's pages, shared by the forks",
+                       100 * wfl / (td / 5));
             }
             if (ok && getenv("RL_CUDA_PROFILE")) print_profile(g, 5, "device time per step");
             for (int i = 0; q && i < B; i++) rl_cuda_seq_free(q[i]);
@@ -269,7 +293,7 @@ int main(int argc, char **argv) {
     const char *models[8];
     int nm = 0, nc, nb, stepsz = 4096, det = 0;
     int *ctxs = parse_list("4096,32768,131072", &nc), *bs = parse_list("1,16,64,256", &nb);
-    double budget = 90;
+    double budget = 90, distinct_gb = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--deterministic")) { det = 1; continue; }
@@ -278,6 +302,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--contexts")) { free(ctxs); ctxs = parse_list(v, &nc); }
         else if (!strcmp(a, "--batches")) { free(bs); bs = parse_list(v, &nb); }
         else if (!strcmp(a, "--budget")) budget = atof(v);
+        else if (!strcmp(a, "--distinct-kv")) distinct_gb = atof(v);
         else if (!strcmp(a, "--step")) stepsz = atoi(v);
         else { fprintf(stderr, "bench_gpu: unknown option %s\n", a); return 2; }
         i++;
@@ -294,7 +319,7 @@ int main(int argc, char **argv) {
     printf("## GPU model benchmark\n\ndevice: %s\n\ncopy bandwidth %.0f GB/s (device-to-device, "
            "read + write); cuBLAS bf16 GEMM 8192^3 (fp32 out) %.0f TFLOP/s\n", dev, bw, tf);
     if (bw <= 0 || tf <= 0) return 1;
-    for (int i = 0; i < nm; i++) run_model(models[i], ctxs, nc, bs, nb, budget, stepsz, det, bw, tf);
+    for (int i = 0; i < nm; i++) run_model(models[i], ctxs, nc, bs, nb, budget, stepsz, det, distinct_gb, bw, tf);
     free(ctxs);
     free(bs);
     return 0;

@@ -78,6 +78,29 @@ int rl_cuda_seq_fork(rl_cuda_seq *dst, const rl_cuda_seq *src, rl_err *e) {
     return RL_OK;
 }
 
+/* Gives s its own copy of page slot pg when another sequence shares it. */
+static int page_own(rl_cuda_seq *s, int pg, rl_err *e) {
+    rl_cuda_engine *eng = s->eng;
+    int id = s->pages[pg];
+    if (eng->refs[id] <= 1) return RL_OK;
+    int nid = page_alloc(eng, e);
+    if (nid < 0) return e ? e->code : RL_E_CAPACITY;
+    CU_TRY(cudaMemcpyAsync(eng->pool + (size_t)nid * eng->page_elems,
+                           eng->pool + (size_t)id * eng->page_elems,
+                           sizeof(uint16_t) * eng->page_elems, cudaMemcpyDeviceToDevice, eng->st));
+    page_unref(eng, id);
+    s->pages[pg] = nid;
+    return RL_OK;
+}
+
+int rl_cuda_seq_unshare(rl_cuda_seq *s, rl_err *e) {
+    for (int pg = 0; pg < s->n_pages; pg++) {
+        int rc = page_own(s, pg, e);
+        if (rc) return rc;
+    }
+    return RL_OK;
+}
+
 int rl_cu_seq_reserve(rl_cuda_seq *s, int n, rl_err *e) {
     rl_cuda_engine *eng = s->eng;
     if (n <= 0 || eng->page_elems == 0) return RL_OK;
@@ -86,17 +109,8 @@ int rl_cu_seq_reserve(rl_cuda_seq *s, int n, rl_err *e) {
     if (rc) return rc;
     for (int pg = first; pg <= last; pg++) {
         if (pg < s->n_pages) {
-            int id = s->pages[pg];
-            if (eng->refs[id] > 1) {
-                int nid = page_alloc(eng, e);
-                if (nid < 0) return e ? e->code : RL_E_CAPACITY;
-                CU_TRY(cudaMemcpyAsync(eng->pool + (size_t)nid * eng->page_elems,
-                                       eng->pool + (size_t)id * eng->page_elems,
-                                       sizeof(uint16_t) * eng->page_elems,
-                                       cudaMemcpyDeviceToDevice, eng->st));
-                page_unref(eng, id);
-                s->pages[pg] = nid;
-            }
+            rc = page_own(s, pg, e);
+            if (rc) return rc;
         } else {
             int nid = page_alloc(eng, e);
             if (nid < 0) return e ? e->code : RL_E_CAPACITY;

@@ -77,6 +77,10 @@ void rl_cuda_seq_free(rl_cuda_seq *s);
 int rl_cuda_seq_pos(const rl_cuda_seq *s);
 /* dst becomes a copy of src (state copied, KV pages shared copy-on-write). */
 int rl_cuda_seq_fork(rl_cuda_seq *dst, const rl_cuda_seq *src, rl_err *e);
+/* s gets its own copy of every KV page it shares with another sequence (a
+ * fork that will not share memory traffic either; bench_gpu --distinct-kv).
+ * RL_E_CAPACITY when the pool runs out: the pages copied so far stay s's. */
+int rl_cuda_seq_unshare(rl_cuda_seq *s, rl_err *e);
 
 typedef struct rl_cuda_span {
     rl_cuda_seq *seq;
