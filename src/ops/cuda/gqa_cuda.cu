@@ -38,6 +38,7 @@
 #include "ops/cuda/attn_async.cuh"
 #include "ops/cuda/attn_mma.cuh"
 #include "ops/cuda/gqa_dec.cuh"
+#include "ops/cuda/gqa_softmax.cuh"
 #include "state/kv_pages.h"
 
 namespace {
@@ -171,39 +172,8 @@ __global__ void __launch_bounds__(32 * NWARP)
 #pragma unroll
             for (int kk = 0; kk < KT; kk++) rl_mma_bf16(sc[nt], qa[kk], kr[8 * kk], kr[8 * kk + 4]);
         }
-        float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++) {
-            int kp = PG * p + 8 * nt + 2 * t;
-            sc[nt][0] = kp <= p0 ? sc[nt][0] : -INFINITY;
-            sc[nt][1] = kp + 1 <= p0 ? sc[nt][1] : -INFINITY;
-            sc[nt][2] = kp <= p1 ? sc[nt][2] : -INFINITY;
-            sc[nt][3] = kp + 1 <= p1 ? sc[nt][3] : -INFINITY;
-            mx0 = fmaxf(mx0, fmaxf(sc[nt][0], sc[nt][1]));
-            mx1 = fmaxf(mx1, fmaxf(sc[nt][2], sc[nt][3]));
-        }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        /* a row with no visible key yet keeps p = 0 and no NaN */
-        float mu0 = mn0 == -INFINITY ? 0.0f : mn0, mu1 = mn1 == -INFINITY ? 0.0f : mn1;
-        float al0 = exp2f(m0 - mu0), al1 = exp2f(m1 - mu1);
-        m0 = mn0;
-        m1 = mn1;
-        float rs0 = 0.0f, rs1 = 0.0f;
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++) {
-            sc[nt][0] = exp2f(sc[nt][0] - mu0);
-            sc[nt][1] = exp2f(sc[nt][1] - mu0);
-            sc[nt][2] = exp2f(sc[nt][2] - mu1);
-            sc[nt][3] = exp2f(sc[nt][3] - mu1);
-            rs0 += sc[nt][0] + sc[nt][1];
-            rs1 += sc[nt][2] + sc[nt][3];
-        }
-        l0 = l0 * al0 + rs0;
-        l1 = l1 * al1 + rs1;
+        float al0, al1;
+        rl_gqa_softmax_step<8, false>(sc, PG * p + 2 * t, p0, p1, m0, m1, l0, l1, al0, al1);
 #pragma unroll
         for (int n = 0; n < NT; n++) {
             acc[n][0] *= al0;

@@ -15,6 +15,7 @@
 #include "ops/cuda/attn_async.cuh"
 #include "ops/cuda/attn_mma.cuh"
 #include "ops/cuda/gqa_dec.cuh"
+#include "ops/cuda/gqa_softmax.cuh"
 #include "state/kv_pages.h"
 
 namespace {
@@ -130,36 +131,9 @@ __global__ void __launch_bounds__(32 * DW, 2)
             rl_mma_bf16(sc[0], qa[kk], bf[0], bf[1]);
             rl_mma_bf16(sc[1], qa[kk], bf[2], bf[3]);
         }
-        float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < 2; nt++) {
-            int kp = PG * p + 16 * warp + 8 * nt + 2 * t;
-            sc[nt][0] = kp <= pos0 ? sc[nt][0] : -INFINITY;
-            sc[nt][1] = kp + 1 <= pos0 ? sc[nt][1] : -INFINITY;
-            sc[nt][2] = kp <= pos1 ? sc[nt][2] : -INFINITY;
-            sc[nt][3] = kp + 1 <= pos1 ? sc[nt][3] : -INFINITY;
-            mx0 = fmaxf(mx0, fmaxf(sc[nt][0], sc[nt][1]));
-            mx1 = fmaxf(mx1, fmaxf(sc[nt][2], sc[nt][3]));
-        }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        /* a row with no visible key yet keeps p = 0 and no NaN */
-        float mu0 = mn0 == -INFINITY ? 0.0f : mn0, mu1 = mn1 == -INFINITY ? 0.0f : mn1;
-        float al0 = ex2(m0 - mu0), al1 = ex2(m1 - mu1);
-        m0 = mn0;
-        m1 = mn1;
-#pragma unroll
-        for (int nt = 0; nt < 2; nt++) {
-            sc[nt][0] = ex2(sc[nt][0] - mu0);
-            sc[nt][1] = ex2(sc[nt][1] - mu0);
-            sc[nt][2] = ex2(sc[nt][2] - mu1);
-            sc[nt][3] = ex2(sc[nt][3] - mu1);
-        }
-        l0 = l0 * al0 + (sc[0][0] + sc[0][1] + sc[1][0] + sc[1][1]);
-        l1 = l1 * al1 + (sc[0][2] + sc[0][3] + sc[1][2] + sc[1][3]);
+        float al0, al1;
+        rl_gqa_softmax_step<2, true>(sc, PG * p + 16 * warp + 2 * t, pos0, pos1, m0, m1, l0, l1, al0,
+                                     al1);
         if (!__all_sync(0xffffffffu, al0 == 1.0f && al1 == 1.0f)) {
 #pragma unroll
             for (int n = 0; n < NT; n++) {
