@@ -38,7 +38,7 @@
 #include "ops/cuda/attn_async.cuh"
 #include "ops/cuda/attn_mma.cuh"
 #include "ops/cuda/gqa_dec.cuh"
-#include "ops/cuda/gqa_softmax.cuh"
+#include "ops/cuda/gqa_tile.cuh"
 #include "state/kv_pages.h"
 
 namespace {
@@ -120,14 +120,7 @@ __global__ void __launch_bounds__(32 * NWARP)
                                        (size_t)(kvh * gq + r1 % gq) * D
                                  : nullptr;
     uint32_t qa[KT][4];
-#pragma unroll
-    for (int kk = 0; kk < KT; kk++) {
-        int d = 16 * kk + 2 * t;
-        qa[kk][0] = q0 ? rl_bf2(q0[d] * sl2, q0[d + 1] * sl2) : 0u;
-        qa[kk][1] = q1 ? rl_bf2(q1[d] * sl2, q1[d + 1] * sl2) : 0u;
-        qa[kk][2] = q0 ? rl_bf2(q0[d + 8] * sl2, q0[d + 9] * sl2) : 0u;
-        qa[kk][3] = q1 ? rl_bf2(q1[d + 8] * sl2, q1[d + 9] * sl2) : 0u;
-    }
+    rl_gqa_q_frags<KT>(qa, q0, q1, t, sl2);
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
     float acc[NT][4];
 #pragma unroll
@@ -174,13 +167,7 @@ __global__ void __launch_bounds__(32 * NWARP)
         }
         float al0, al1;
         rl_gqa_softmax_step<8, false>(sc, PG * p + 2 * t, p0, p1, m0, m1, l0, l1, al0, al1);
-#pragma unroll
-        for (int n = 0; n < NT; n++) {
-            acc[n][0] *= al0;
-            acc[n][1] *= al0;
-            acc[n][2] *= al1;
-            acc[n][3] *= al1;
-        }
+        rl_gqa_rescale<NT>(acc, al0, al1);
 #pragma unroll
         for (int kk = 0; kk < PG / 16; kk++) {
             uint32_t pa[4] = {rl_bf2(sc[2 * kk][0], sc[2 * kk][1]), rl_bf2(sc[2 * kk][2], sc[2 * kk][3]),

@@ -15,7 +15,7 @@
 #include "ops/cuda/attn_async.cuh"
 #include "ops/cuda/attn_mma.cuh"
 #include "ops/cuda/gqa_dec.cuh"
-#include "ops/cuda/gqa_softmax.cuh"
+#include "ops/cuda/gqa_tile.cuh"
 #include "state/kv_pages.h"
 
 namespace {
@@ -99,14 +99,7 @@ __global__ void __launch_bounds__(32 * DW, 2)
                                  : nullptr;
     const int pos0 = r0 < nrows ? sp.pos0 + r0 / gq : -1, pos1 = r1 < nrows ? sp.pos0 + r1 / gq : -1;
     uint32_t qa[KT][4];
-#pragma unroll
-    for (int kk = 0; kk < KT; kk++) {
-        int d = 16 * kk + 2 * t;
-        qa[kk][0] = q0 ? rl_bf2(q0[d] * sl2, q0[d + 1] * sl2) : 0u;
-        qa[kk][1] = q1 ? rl_bf2(q1[d] * sl2, q1[d + 1] * sl2) : 0u;
-        qa[kk][2] = q0 ? rl_bf2(q0[d + 8] * sl2, q0[d + 9] * sl2) : 0u;
-        qa[kk][3] = q1 ? rl_bf2(q1[d + 8] * sl2, q1[d + 9] * sl2) : 0u;
-    }
+    rl_gqa_q_frags<KT>(qa, q0, q1, t, sl2);
     /* ldmatrix lane addresses (as gqa_fa): row (lane & 7) + 8 * ((lane >> 3) & 1)
      * of a 16-row slab, chunk + (lane >> 4); (row & 7) == (lane & 7) */
     const int lr = (lane & 7) + 8 * ((lane >> 3) & 1), lc = lane >> 4, lx = lane & 7;
@@ -134,15 +127,7 @@ __global__ void __launch_bounds__(32 * DW, 2)
         float al0, al1;
         rl_gqa_softmax_step<2, true>(sc, PG * p + 16 * warp + 2 * t, pos0, pos1, m0, m1, l0, l1, al0,
                                      al1);
-        if (!__all_sync(0xffffffffu, al0 == 1.0f && al1 == 1.0f)) {
-#pragma unroll
-            for (int n = 0; n < NT; n++) {
-                acc[n][0] *= al0;
-                acc[n][1] *= al0;
-                acc[n][2] *= al1;
-                acc[n][3] *= al1;
-            }
-        }
+        if (!__all_sync(0xffffffffu, al0 == 1.0f && al1 == 1.0f)) rl_gqa_rescale<NT>(acc, al0, al1);
         const uint32_t pa[4] = {rl_bf2(sc[0][0], sc[0][1]), rl_bf2(sc[0][2], sc[0][3]),
                                 rl_bf2(sc[1][0], sc[1][1]), rl_bf2(sc[1][2], sc[1][3])};
         const uint32_t va = vb + (uint32_t)(16 * warp + lr) * D * 2;

@@ -1,12 +1,31 @@
-/* One page step of the paged GQA kernels' online softmax (base 2), for the
- * two rows a lane holds in an m16 tile (rows g and g + 8; gqa_cuda.cu's
- * gqa_attend, gqa_dec_cuda.cu's gqa_dec). Internal to src/ops/cuda. */
-#ifndef RL_OPS_CUDA_GQA_SOFTMAX_CUH
-#define RL_OPS_CUDA_GQA_SOFTMAX_CUH
+/* m16-tile helpers shared by the paged GQA kernels that hold a tile's
+ * queries in registers (gqa_cuda.cu's gqa_attend, gqa_dec_cuda.cu's
+ * gqa_dec): the query fragments and one page step of the online softmax
+ * (base 2), for the two rows a lane holds (rows g and g + 8, g = lane / 4,
+ * t = lane % 4). Internal to src/ops/cuda. */
+#ifndef RL_OPS_CUDA_GQA_TILE_CUH
+#define RL_OPS_CUDA_GQA_TILE_CUH
 
 #include <math.h>
+#include <stdint.h>
 
 #include "ops/cuda/attn_async.cuh"
+#include "ops/cuda/attn_mma.cuh"
+
+/* The bf16 mma A fragments of rows q0 and q1 (either NULL: a zero row),
+ * scaled by sl2 (the softmax scale in base 2), KT = D / 16 k-steps. */
+template <int KT>
+static __device__ __forceinline__ void rl_gqa_q_frags(uint32_t (&qa)[KT][4], const float *q0,
+                                                      const float *q1, int t, float sl2) {
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+        int d = 16 * kk + 2 * t;
+        qa[kk][0] = q0 ? rl_bf2(q0[d] * sl2, q0[d + 1] * sl2) : 0u;
+        qa[kk][1] = q1 ? rl_bf2(q1[d] * sl2, q1[d + 1] * sl2) : 0u;
+        qa[kk][2] = q0 ? rl_bf2(q0[d + 8] * sl2, q0[d + 9] * sl2) : 0u;
+        qa[kk][3] = q1 ? rl_bf2(q1[d + 8] * sl2, q1[d + 9] * sl2) : 0u;
+    }
+}
 
 /* sc[nt]: scores (already in base 2) of keys kp0 + 8 nt + {0, 1} (c0, c1:
  * row g) and the same keys for row g + 8 (c2, c3), t = lane % 4 folded into
@@ -53,6 +72,18 @@ static __device__ __forceinline__ void rl_gqa_softmax_step(float (&sc)[NT][4], i
     }
     l0 = l0 * al0 + rs0;
     l1 = l1 * al1 + rs1;
+}
+
+/* acc (NT n-tiles of the m16 x D accumulator) rescaled by the rows' factors */
+template <int NT>
+static __device__ __forceinline__ void rl_gqa_rescale(float (&acc)[NT][4], float al0, float al1) {
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+        acc[n][0] *= al0;
+        acc[n][1] *= al0;
+        acc[n][2] *= al1;
+        acc[n][3] *= al1;
+    }
 }
 
 #endif
