@@ -8,14 +8,20 @@
  *     RL_CU_GEMV_T (4) rows the fp32-activation GEMV of decode_cuda.cu; more
  *     rows split x into bf16 hi + lo, up to 16 rows as one GEMM of 2T rows
  *     then the halves added, more as two GEMMs into the same output;
- *   - deterministic: rl_cu_wgemm, the fixed-order SIMT GEMM.
+ *   - deterministic: the deterministic mode's GEMM, rl_cu_moe_mma's
+ *     fixed-order kernel in its dense form (x split into hi + lo by
+ *     rl_cu_split_bf16, counted), the same kernel for every T;
+ *   - det-old: rl_cu_wgemm, the fixed-order SIMT GEMM (the deterministic
+ *     mode before, RL_CUDA_DET_MMA=0; fp32-weight models still).
  * MoE experts (the T*K routed rows sorted by expert, uniform random routing;
  * gate + up of every row, then down):
  *   - cublas-bf16: one cuBLAS GEMM per expert on its (pre-gathered, bf16)
  *     rows, gate and up as one [2I][hid] matrix;
  *   - default: rl_cu_moe_mma (hi + lo, gate and up in one launch, then down)
  *     as the engine calls it (tensor cores when TK >= 64 and TK >= 2E);
- *   - deterministic: rl_cu_wgemm grouped.
+ *   - deterministic: rl_cu_moe_mma with fixed_order at every T (the x split
+ *     counted);
+ *   - det-old: rl_cu_wgemm grouped.
  * Floor = max(FLOPs / the card's cuBLAS bf16 rate, bytes / its copy
  * bandwidth), both measured in the same run (gpu_floors.h); bytes count the
  * weights (MoE: the distinct experts hit) and the activations once.
@@ -131,11 +137,17 @@ static void dense_run(void *p, int rep) {
                             c->xl2 + (size_t)T * K, CUDA_R_16BF, K, &one, c->y, CUDA_R_32F, N,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         }
+    } else if (c->variant == 4) { /* deterministic mode: the fixed-order mma kernel */
+        CK(rl_cu_split_bf16(c->x, T, K, K, c->xl2, c->xl2 + (size_t)T * K, 0));
+        rl_cu_moe_mma_args g = {.W = W, .N = N, .K = K, .x = c->xl2,
+                                .x_lo = c->xl2 + (size_t)T * K, .ldx = K, .xdiv = 1, .y = c->y,
+                                .ldy = N, .T = T, .fixed_order = 1};
+        CK(rl_cu_moe_mma(&g, 0));
     } else if (c->variant == 3) { /* default mode, <= RL_CU_GEMV_T rows: fp32 GEMV */
         rl_cu_gemv_args g = {.W = {W}, .y = {c->y}, .N = {N}, .ldy = {N}, .n = 1, .K = K,
                              .x = c->x, .ldx = K, .T = T};
         CK(rl_cu_gemv(&g, 0));
-    } else { /* deterministic mode */
+    } else { /* the deterministic mode before (and with fp32 weights) */
         rl_cu_gemm g = {.W = W, .N = N, .K = K, .x = c->x, .ldx = K, .xdiv = 1, .y = c->y,
                         .ldy = N, .T = T};
         CK(rl_cu_wgemm(&g, 0));
@@ -181,9 +193,10 @@ static void dense(const char *model, const char *name, int N, int K, int T) {
     snprintf(shape, sizeof shape, "%s %s N=%d K=%d T=%d", model, name, N, K, T);
     double flops = 2.0 * T * (double)N * K, bytes = (double)wb + T * (K * 4.0 + N * 4.0);
     double peer = 0;
-    const char *names[4] = {"cublas-bf16 (peer)", "default > 4 rows (hi+lo cuBLAS)",
-                            "deterministic", "default <= 4 rows (fp32 GEMV)"};
-    for (int v = 0; v < 4; v++) {
+    const char *names[5] = {"cublas-bf16 (peer)", "default > 4 rows (hi+lo cuBLAS)",
+                            "det-old (rl_cu_wgemm)", "default <= 4 rows (fp32 GEMV)",
+                            "deterministic (fixed-order mma)"};
+    for (int v = 0; v < 5; v++) {
         if (v == 2 && T > 512) continue; /* the SIMT GEMM at prefill sizes: seconds */
         if (v == 3 && (T > RL_CU_GEMV_T || !rl_cu_gemv_ok(K, K, c.x, c.W[0]))) continue;
         c.variant = v;
@@ -246,13 +259,14 @@ static void moe_run(void *p, int rep) {
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
             r0 += (size_t)n;
         }
-    } else if (c->variant == 1) {
+    } else if (c->variant == 1 || c->variant == 3) { /* 3: deterministic, fixed order */
+        if (c->variant == 3) CK(rl_cu_split_bf16(c->x, c->T, hid, hid, c->XB, c->XL, 0));
         rl_cu_moe_mma_args g = {.W = c->Wg[w], .W2 = c->Wu[w], .N = I, .K = hid,
                                 .wstride = (size_t)I * hid, .x = c->XB, .x_lo = c->XL,
                                 .ldx = hid, .xrow = c->rows_mma, .xdiv = c->K, .y = c->M1,
                                 .y2 = c->M2, .ldy = I, .offsets = c->offs_mma,
                                 .tile_off = c->toff_mma, .E = c->E,
-                                .max_tiles = c->max_tiles_mma};
+                                .max_tiles = c->max_tiles_mma, .fixed_order = c->variant == 3};
         CK(rl_cu_moe_mma(&g, 0));
         rl_cu_moe_mma_args dn = g;
         dn.W = c->Wd[w];
@@ -360,10 +374,10 @@ static void moe(const char *model, int E, int K, int I, int hid, int T) {
              I, hid, T, hit);
     double flops = 2.0 * TK * 3.0 * I * hid;
     double bytes = hit * 3.0 * I * hid * 2 + T * hid * 4.0 + TK * hid * 4.0;
-    const char *names[3] = {"cublas-bf16 per expert (peer)", "default (moe_mma hi+lo)",
-                            "deterministic"};
+    const char *names[4] = {"cublas-bf16 per expert (peer)", "default (moe_mma hi+lo)",
+                            "det-old (rl_cu_wgemm)", "deterministic (fixed-order mma)"};
     double peer = 0;
-    for (int v = 0; v < 3; v++) {
+    for (int v = 0; v < 4; v++) {
         if (v == 1 && !(TK >= RL_CU_MMA_TOKENS && TK >= 2 * E)) {
             printf("| moe | %s | default | (rl_cu_wgemm below %d rows: same as deterministic) "
                    "| | | | |\n", shape, 2 * E > RL_CU_MMA_TOKENS ? 2 * E : RL_CU_MMA_TOKENS);

@@ -79,6 +79,9 @@ struct rl_cuda_engine {
      * and the fixed-order router for every step (RL_CUDA_DECODE=0: off, the previous
      * path: cuBLAS everywhere, cuBLAS fp32 router) */
     int small, small_T;
+    /* deterministic mode, bf16 weights: GEMMs on tensor cores (rl_cu_moe_mma with
+     * fixed_order); RL_CUDA_DET_MMA=0: rl_cu_wgemm everywhere, the previous path */
+    int det_mma;
     cudaStream_t st;
     cublasHandle_t cb;
     cudaEvent_t ev0, ev1;

@@ -171,6 +171,8 @@ int rl_cuda_engine_init(rl_cuda_engine **out, const rl_model *m, const rl_cuda_o
     eng->small = !(sm && strcmp(sm, "0") == 0);
     const char *st = getenv("RL_CUDA_SMALL_T"); /* tokens up to which the fused MoE path runs */
     eng->small_T = st ? atoi(st) : 16;
+    const char *dm = getenv("RL_CUDA_DET_MMA");
+    eng->det_mma = !(dm && strcmp(dm, "0") == 0);
     int rc = init(eng, e);
     if (rc) {
         rl_cuda_engine_free(eng);
@@ -358,11 +360,24 @@ static int upload_meta(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, in
 }
 
 /* y[T][N] (+)= x[T][K] . W[N][K]^T. xb_ready: eng->w.XB already holds x in
- * bf16 (row stride K) for the library GEMM. */
+ * bf16 (row stride K) for the library GEMM (default mode only). */
 static int gemm(rl_cuda_engine *eng, const void *W, int N, int K, const float *x, int ldx,
                 int T, float *y, int ldy, int acc, int xb_ready, rl_err *e) {
     if (T <= 0) return RL_OK;
     if (eng->opt.deterministic) {
+        /* Batch-invariant GEMMs. bf16 weights with K % 8 == 0 (and aligned; all of it fixed
+         * per matrix, never per step): tensor cores, rl_cu_moe_mma's fixed-order kernel in
+         * its dense form over x = hi + lo (split here: the deterministic norms write no
+         * bf16 copy), the same kernel for every T. Otherwise (fp32 weights, odd K):
+         * rl_cu_wgemm. */
+        if (eng->det_mma && !eng->wf32 && rl_cu_moe_mma_ok(K, K, eng->w.XB, W, 0)) {
+            CU_TRY(rl_cu_split_bf16(x, T, K, ldx, eng->w.XB, eng->w.XL, eng->st));
+            rl_cu_moe_mma_args g = {.W = W, .N = N, .K = K, .x = eng->w.XB, .x_lo = eng->w.XL,
+                                    .ldx = K, .xdiv = 1, .y = y, .ldy = ldy, .accumulate = acc,
+                                    .T = T, .fixed_order = 1};
+            CU_TRY(rl_cu_moe_mma(&g, eng->st));
+            return RL_OK;
+        }
         rl_cu_gemm g = {.W = W, .w_f32 = eng->wf32, .N = N, .K = K, .x = x, .ldx = ldx, .xdiv = 1,
                         .y = y, .ldy = ldy, .accumulate = acc, .T = T};
         CU_TRY(rl_cu_wgemm(&g, eng->st));
@@ -537,13 +552,15 @@ static int mlp(stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *e) {
     }
     CU_TRY(rl_cu_route(w->R, T, E, K, c->n_group, c->topk_group, c->routed_scaling_factor,
                        d->ebias, w->RSCR, w->sel, w->WT, eng->st));
-    /* Default mode, bf16 weights, about 2 rows per expert or more: the experts on tensor
-     * cores (rl_cu_moe_mma with the activations split in bf16 hi + lo, tiles of
-     * RL_CU_MMA_TOKENS rows found on the device); otherwise (deterministic mode, fp32
-     * weights, decode of fewer tokens: measured slower there at ~1 row per expert)
-     * rl_cu_wgemm. */
-    int mma = eng->moe_mma && !eng->opt.deterministic && !eng->wf32 && TK >= RL_CU_MMA_TOKENS &&
-              TK >= 2 * E &&
+    /* bf16 weights: the experts on tensor cores (rl_cu_moe_mma with the activations split
+     * in bf16 hi + lo, tiles of RL_CU_MMA_TOKENS rows found on the device). Default mode:
+     * at about 2 rows per expert or more (decode of fewer tokens measured slower there at
+     * ~1 row per expert), its fastest kernel. Deterministic mode: for every T (a threshold
+     * on T would make a token's result depend on its batch), the fixed-order kernel.
+     * Otherwise (fp32 weights, the shapes or thresholds not met) rl_cu_wgemm. */
+    int det = eng->opt.deterministic;
+    int mma = !eng->wf32 && (det ? eng->det_mma
+                                 : eng->moe_mma && TK >= RL_CU_MMA_TOKENS && TK >= 2 * E) &&
               rl_cu_moe_mma_ok(hid, hid, w->XB, d->e_gate, (size_t)I * hid) &&
               rl_cu_moe_mma_ok(hid, hid, w->XB, d->e_up, (size_t)I * hid) &&
               rl_cu_moe_mma_ok(I, I, w->MB, d->e_down, (size_t)hid * I);
@@ -555,14 +572,18 @@ static int mlp(stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *e) {
     mark(eng, 5);
     if (mma) {
         /* gate and up of the sorted rows in one launch; x = bf16(A) left in XB by the
-         * norm, plus its low part */
-        CU_TRY(rl_cu_bf16_lo(w->A, T, hid, hid, w->XL, eng->st));
+         * norm (the deterministic mode's norm does not: split here), plus its low part */
+        if (det)
+            CU_TRY(rl_cu_split_bf16(w->A, T, hid, hid, w->XB, w->XL, eng->st));
+        else
+            CU_TRY(rl_cu_bf16_lo(w->A, T, hid, hid, w->XL, eng->st));
         rl_cu_moe_mma_args g = {.W = d->e_gate, .W2 = d->e_up, .N = I, .K = hid,
                                 .wstride = (size_t)I * hid, .x = w->XB, .x_lo = w->XL, .ldx = hid,
                                 .xrow = w->rows, .xdiv = K, .y = w->M1, .y2 = w->M2, .ldy = I,
                                 .offsets = w->offs, .tile_off = w->toff, .E = E,
                                 .max_tiles = (TK + RL_CU_MMA_TOKENS - 1) / RL_CU_MMA_TOKENS +
-                                             (E < TK ? E : TK)};
+                                             (E < TK ? E : TK),
+                                .fixed_order = det};
         CU_TRY(rl_cu_moe_mma(&g, eng->st));
         CU_TRY(rl_cu_swiglu_bf16(w->M1, w->M2, (size_t)TK * I, w->MB, w->ML, eng->st));
         rl_cu_moe_mma_args dn = g;
@@ -609,7 +630,8 @@ static int mlp(stepctx *x, const rl_layer *ly, const cu_layer *d, rl_err *e) {
     if (ly->has_shared) {
         mark(eng, 6);
         int sI = d->shared_I;
-        /* XB still holds bf16(A): the experts read it, nothing since the norm wrote it */
+        /* XB still holds bf16(A): the experts read it, nothing since the norm wrote it
+         * (default mode; the deterministic mode's gemm() splits A itself) */
         RL_TRY(gemm(eng, d->s_gate, sI, hid, w->A, hid, T, w->M1, sI, 0, 1, e));
         RL_TRY(gemm(eng, d->s_up, sI, hid, w->A, hid, T, w->M2, sI, 0, 1, e));
         CU_TRY(rl_cu_swiglu(w->M1, w->M2, (size_t)T * sI, eng->st));

@@ -21,9 +21,12 @@
  *   in rl_cu_wgemm's fixed order in both modes, so expert choices do not
  *   depend on the batch (RL_CUDA_DECODE=0: the previous path, cuBLAS
  *   everywhere);
- * - deterministic: every GEMM is rl_cu_wgemm (fp32 activations, one fixed
- *   reduction order for any batch): logits are bitwise independent of the
- *   other sequences of a step and of the prefill/decode split.
+ * - deterministic: one fixed reduction order per output for any batch:
+ *   bf16-weight GEMMs on tensor cores (rl_cu_moe_mma with fixed_order, its
+ *   mma.sync kernel at every T, activations as bf16 hi + lo), fp32 weights
+ *   and the router on rl_cu_wgemm (fp32 activations; RL_CUDA_DET_MMA=0:
+ *   every GEMM there, the previous path): logits are bitwise independent of
+ *   the other sequences of a step and of the prefill/decode split.
  * Otherwise the MoE expert GEMMs and the fp32 router use rl_cu_wgemm.
  *
  * Decode steps (every span one token) replay a CUDA graph of the device work

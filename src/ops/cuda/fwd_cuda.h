@@ -8,7 +8,10 @@
  * rows or a row's place in the launch. rl_cu_wgemm in particular computes an
  * output element with the same FMAs for any T, tile or grouping: lane l of a
  * warp sums k = 8l..8l+7 (+256j, ascending) with fmaf, then the 32 lane
- * partials combine in one fixed butterfly. */
+ * partials combine in one fixed butterfly. rl_cu_moe_mma with fixed_order
+ * (the deterministic mode's bf16-weight GEMMs) does the same on tensor
+ * cores: one accumulator per output, mma.sync k16 steps in ascending k, the
+ * hi then the lo part of x at each step, for any T, tile or grouping. */
 #ifndef RL_OPS_CUDA_FWD_CUDA_H
 #define RL_OPS_CUDA_FWD_CUDA_H
 
@@ -97,16 +100,21 @@ int rl_cu_route(const float *logits, int T, int E, int K, int G, int topk_group,
 int rl_cu_moe_bucket(const int *sel, int TK, int E, int tile_rows, int *counts, int *offsets,
                      int *tile_off, int *rows, void *stream);
 
-/* Tensor-core grouped expert GEMM of the default mode (moe_mma_cuda.cu):
- * y[yr(r)][o] (= or +=) sum_k x[xr(r)][k] * W_e[o][k] with bf16 W and x, fp32
- * accumulation and y, rows sorted by expert as in rl_cu_gemm's grouped form
- * but with tiles of RL_CU_MMA_TOKENS rows (tile_off from rl_cu_moe_bucket
- * with that tile size); max_tiles bounds tile_off[E]. W2/y2 (may be NULL):
- * a second matrix of the same shape computed in the same launch (gate and
+/* Tensor-core grouped expert GEMM (moe_mma_cuda.cu): y[yr(r)][o] (= or +=)
+ * sum_k x[xr(r)][k] * W_e[o][k] with bf16 W and x, fp32 accumulation and y,
+ * rows sorted by expert as in rl_cu_gemm's grouped form but with tiles of
+ * RL_CU_MMA_TOKENS rows (tile_off from rl_cu_moe_bucket with that tile
+ * size); max_tiles bounds tile_off[E]. Dense form (offsets == NULL): rows r
+ * < T, expert 0 (max_tiles, tile_off and E unused). W2/y2 (may be NULL): a
+ * second matrix of the same shape computed in the same launch (gate and
  * up). x_lo (may be NULL): the activations' low parts (x = x + x_lo, see
  * rl_cu_bf16_lo), two mma per fragment. Needs rl_cu_moe_mma_ok (K and ldx
- * multiples of 8, 16-byte aligned x and W); the sum order depends on the
- * tile, not only on k (default mode only). */
+ * multiples of 8, 16-byte aligned x and W). Without fixed_order the sum
+ * order depends on the tile, not only on k (default mode). fixed_order
+ * (needs x_lo; the deterministic mode): one kernel whatever RL_CUDA_MMA, T
+ * or the device, in which y[r][o] is the same mma.sync sequence (k16 steps
+ * ascending, hi then lo, one fp32 accumulator) for any T, tile, grouping or
+ * place of the row: bitwise batch- and split-invariant. */
 enum { RL_CU_MMA_TOKENS = 64 };
 typedef struct rl_cu_moe_mma_args {
     const void *W, *W2;
@@ -122,6 +130,8 @@ typedef struct rl_cu_moe_mma_args {
     int accumulate;
     const int *offsets, *tile_off;
     int E, max_tiles;
+    int T;           /* the dense form's rows (offsets == NULL) */
+    int fixed_order; /* the batch-invariant kernel (deterministic mode) */
 } rl_cu_moe_mma_args;
 int rl_cu_moe_mma_ok(int K, int ldx, const void *x, const void *W, size_t wstride);
 int rl_cu_moe_mma(const rl_cu_moe_mma_args *p, void *stream);
@@ -134,6 +144,12 @@ int rl_cu_swiglu_bf16(const float *h1, const float *h2, size_t n, uint16_t *hi, 
 /* lo[r][i] = bf16(x[r][i] - bf16(x[r][i])) for rows of dim floats (x stride
  * ldx, lo dense): the low part beside the bf16 copy rl_cu_rmsnorm writes. */
 int rl_cu_bf16_lo(const float *x, int rows, int dim, int ldx, uint16_t *lo, void *stream);
+
+/* hi[r][i] = bf16(x[r][i]) and lo[r][i] = bf16(x[r][i] - hi[r][i]) in one
+ * pass (x stride ldx, hi and lo dense): rl_cu_to_bf16 + rl_cu_bf16_lo, for
+ * the deterministic mode, whose norms write no bf16 copy. */
+int rl_cu_split_bf16(const float *x, int rows, int dim, int ldx, uint16_t *hi, uint16_t *lo,
+                     void *stream);
 
 /* x[t] += sum_r wt[t][r] * yk[t*K + r] (+ ys[t] when ys != NULL), in the CPU's
  * order. */

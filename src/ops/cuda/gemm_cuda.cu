@@ -1,6 +1,9 @@
-/* The fixed-order GEMM of the device forward (fwd_cuda.h): every GEMM of the
- * deterministic mode, the MoE expert GEMMs and the fp32 router of both modes
- * (decode_cuda.cu's router reproduces its order for few tokens).
+/* The fixed-order SIMT GEMM of the device forward (fwd_cuda.h): the
+ * deterministic mode's GEMMs that the tensor-core fixed-order kernel does not
+ * take (fp32 weights, K not a multiple of 8; all of them with
+ * RL_CUDA_DET_MMA=0), the default mode's MoE expert GEMMs below the tensor-core
+ * thresholds, and the fp32 router of both modes (decode_cuda.cu's router
+ * reproduces its order for few tokens).
  *
  * A warp computes 4 output columns (weight rows) x 8 rows of x. Lane l reads
  * 8 consecutive weights of each of its 4 rows at k = 8l + 256j (16-byte loads

@@ -1,6 +1,7 @@
 /* Tensor-core grouped GEMM for the MoE experts in the default mode
  * (fwd_cuda.h rl_cu_moe_mma): bf16 weights and activations, fp32
- * accumulation. The deterministic mode keeps rl_cu_wgemm.
+ * accumulation; with fixed_order, also every bf16-weight GEMM of the
+ * deterministic mode (see the end of this comment).
  *
  * Rows (assignments) are sorted by expert (rl_cu_moe_bucket with tiles of
  * RL_CU_MMA_TOKENS = 64 rows); a block owns 128 weight rows x one 64-row
@@ -35,7 +36,20 @@
  * (also the default off sm_90: ldmatrix + mma.sync m16n8k16, 8 warps of 64
  * weight rows x 16 tokens, hi and lo into the same accumulators, warps past
  * the tile's rows skip the math), old (also with x_lo == NULL: the previous
- * kernel, 64 x 64 tiles, 4 warps, 32-wide slices). */
+ * kernel, 64 x 64 tiles, 4 warps, 32-wide slices).
+ *
+ * The deterministic mode (args.fixed_order) always runs kind sync, for the
+ * experts and, in the dense form (offsets == NULL: the T rows in tiles of 64),
+ * for its other bf16-weight GEMMs. Why that is batch- and split-invariant:
+ * an mma.sync output element depends only on its row of A, its column of B
+ * and its accumulator (attn_mma.cuh), and in kind sync every output (o, t)
+ * is one accumulator, zeroed, then for each k16 step in ascending k (the
+ * slices kt ascending, the four k16 steps of a slice ascending; zero-filled
+ * past K, a function of K only) mma(hi) then mma(lo), stored once (plus y
+ * with accumulate). Nothing of that depends on the tile's row count, the
+ * row's place in it, the other rows or the grid: rows past the tile's end
+ * only feed columns that are not stored, and warps past them skip whole. The
+ * wgmma kinds are not: their N (16..128) follows the tile's row count. */
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -45,6 +59,18 @@
 #include "ops/cuda/moe_tiles.cuh"
 
 namespace {
+
+/* Expert *e, first row *r0 and row count *nt of grid tile `tile` (tiles of `rows`
+ * rows): grouped (rl_cu_moe_tile) or, offsets == NULL, the dense form (rows r < T,
+ * expert 0). False: the block has no work. */
+__device__ __forceinline__ bool mma_tile(const rl_cu_moe_mma_args &p, int tile, int rows,
+                                         int *e, int *r0, int *nt) {
+    if (p.offsets) return rl_cu_moe_tile(p.tile_off, p.offsets, p.E, tile, rows, e, r0, nt);
+    *e = 0;
+    *r0 = tile * rows;
+    *nt = min(rows, p.T - *r0);
+    return true;
+}
 
 /* ---- the previous kernel (RL_CUDA_MMA=old) ---- */
 
@@ -78,7 +104,7 @@ __global__ void __launch_bounds__(NTH) moe_mma_old_kernel(rl_cu_moe_mma_args p) 
     const uint16_t *W = (const uint16_t *)(blockIdx.z ? p.W2 : p.W);
     float *Y = blockIdx.z ? p.y2 : p.y;
     int e, r0, nt;
-    if (!rl_cu_moe_tile(p.tile_off, p.offsets, p.E, blockIdx.y, BN, &e, &r0, &nt)) return;
+    if (!mma_tile(p, blockIdx.y, BN, &e, &r0, &nt)) return;
     int o0 = blockIdx.x * BM;
     if (nt <= 0 || o0 >= p.N) return; /* uniform over the block: before any barrier */
     W += (size_t)e * p.wstride;
@@ -384,6 +410,9 @@ __device__ __forceinline__ void x_body(const rl_cu_moe_mma_args &p, const uint16
             __trap();
 #endif
         } else if (wq * 16 < nt) { /* warp-uniform: warps past the tile's rows skip */
+            /* fixed_order (the deterministic mode) relies on this path: each output's
+             * sequence of mma (k16 steps ascending, hi then lo) must not depend on nt,
+             * r0 or the tile (header comment) */
 #pragma unroll
             for (int kk = 0; kk < XK / 16; kk++) {
                 unsigned a[4][4], bh[4], bl[4];
@@ -456,7 +485,7 @@ __global__ void __launch_bounds__(XNTH, 2) moe_mma_x_kernel(rl_cu_moe_mma_args p
     const uint16_t *W = (const uint16_t *)(blockIdx.z ? p.W2 : p.W);
     float *Y = blockIdx.z ? p.y2 : p.y;
     int e, r0, nt;
-    if (!rl_cu_moe_tile(p.tile_off, p.offsets, p.E, blockIdx.y, XT, &e, &r0, &nt)) return;
+    if (!mma_tile(p, blockIdx.y, XT, &e, &r0, &nt)) return;
     int o0 = blockIdx.x * XM;
     if (nt <= 0 || o0 >= p.N) return; /* uniform over the block: before any barrier */
     W += (size_t)e * p.wstride;
@@ -503,15 +532,18 @@ extern "C" int rl_cu_moe_mma_ok(int K, int ldx, const void *x, const void *W, si
 }
 
 extern "C" int rl_cu_moe_mma(const rl_cu_moe_mma_args *p, void *stream) {
-    if (p->max_tiles <= 0 || p->N <= 0) return 0;
+    /* the grid's tiles: an upper bound (grouped) or the dense form's row tiles */
+    int tiles = p->offsets ? p->max_tiles : (p->T + RL_CU_MMA_TOKENS - 1) / RL_CU_MMA_TOKENS;
+    if (tiles <= 0 || p->N <= 0) return 0;
     if (!rl_cu_moe_mma_ok(p->K, p->ldx, p->x, p->W, p->wstride) ||
         (p->x_lo && ((uintptr_t)p->x_lo & 15)) || (p->W2 && ((uintptr_t)p->W2 & 15)) ||
-        p->max_tiles > 65535)
+        tiles > 65535 || (p->fixed_order && !p->x_lo))
         return (int)cudaErrorInvalidValue;
     cudaStream_t st = (cudaStream_t)stream;
-    int kind = p->x_lo ? mma_kind() : 0;
+    /* fixed_order: kind sync whatever RL_CUDA_MMA or the device (header comment) */
+    int kind = p->fixed_order ? 1 : p->x_lo ? mma_kind() : 0;
     if (kind == 0) {
-        dim3 grid((p->N + BM - 1) / BM, p->max_tiles, p->W2 ? 2 : 1);
+        dim3 grid((p->N + BM - 1) / BM, tiles, p->W2 ? 2 : 1);
         if (p->x_lo)
             moe_mma_old_kernel<true><<<grid, NTH, 0, st>>>(*p);
         else
@@ -532,7 +564,7 @@ extern "C" int rl_cu_moe_mma(const rl_cu_moe_mma_args *p, void *stream) {
         if (rc) return rc;
         opted[kind - 1] = 1;
     }
-    dim3 grid((p->N + XM - 1) / XM, p->max_tiles, p->W2 ? 2 : 1);
+    dim3 grid((p->N + XM - 1) / XM, tiles, p->W2 ? 2 : 1);
     kern<<<grid, XNTH, smem, st>>>(*p);
     return (int)cudaGetLastError();
 }

@@ -143,6 +143,12 @@ __global__ void bf16_lo_kernel(const float *x, int dim, int ldx, uint16_t *lo) {
     }
 }
 
+__global__ void split_bf16_kernel(const float *x, int dim, int ldx, uint16_t *hi, uint16_t *lo) {
+    const float *xr = x + (size_t)blockIdx.x * ldx;
+    size_t o = (size_t)blockIdx.x * dim;
+    for (int i = threadIdx.x; i < dim; i += NT) split_bf16(xr[i], hi + o + i, lo + o + i);
+}
+
 __global__ void to_bf16_kernel(const float *x, int dim, int ldx, uint16_t *y) {
     const float *xr = x + (size_t)blockIdx.x * ldx;
     uint16_t *yr = y + (size_t)blockIdx.x * dim;
@@ -219,6 +225,13 @@ int rl_cu_swiglu_bf16(const float *h1, const float *h2, size_t n, uint16_t *hi, 
 int rl_cu_bf16_lo(const float *x, int rows, int dim, int ldx, uint16_t *lo, void *stream) {
     if (rows <= 0) return 0;
     bf16_lo_kernel<<<rows, NT, 0, (cudaStream_t)stream>>>(x, dim, ldx, lo);
+    return (int)cudaGetLastError();
+}
+
+int rl_cu_split_bf16(const float *x, int rows, int dim, int ldx, uint16_t *hi, uint16_t *lo,
+                     void *stream) {
+    if (rows <= 0) return 0;
+    split_bf16_kernel<<<rows, NT, 0, (cudaStream_t)stream>>>(x, dim, ldx, hi, lo);
     return (int)cudaGetLastError();
 }
 
