@@ -36,7 +36,8 @@ if [ -z "${SKIP_SAN:-}" ]; then
   # test_cuda_attn: memcheck on every case; racecheck (slow: ~100x) on one
   # Lightning case and the GQA cases that reach gqa_fa, gqa_attend and gqa_dec
   for t in "memcheck test_cuda_sample" "racecheck test_cuda_sample" "memcheck test_gpu_model" \
-           "racecheck test_gpu_model" "memcheck test_cuda_attn" \
+           "racecheck test_gpu_model" "memcheck test_cuda_gemm_det" "racecheck test_cuda_gemm_det" \
+           "memcheck test_cuda_attn" \
            "racecheck test_cuda_attn --case gq4-kv1-d64" "racecheck test_cuda_attn --case long-gq8-kv4" \
            "racecheck test_cuda_attn --case mini-heads"; do
     set -- $t
