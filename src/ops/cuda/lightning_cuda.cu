@@ -48,6 +48,7 @@
  * of 4 floats (checked). */
 #include <stdint.h>
 
+#include "ops/cuda/attn_async.cuh"
 #include "ops/cuda/attn_cuda.h"
 #include "ops/cuda/attn_mma.cuh"
 #include "ops/ops.h"
@@ -514,6 +515,9 @@ __global__ void __launch_bounds__(D) lin_decode(const float *__restrict__ qkv, i
  * sequence agree to rounding only; `deterministic` takes lin_decode. */
 constexpr int DEC_THREADS = 256;
 
+/* dynamic shared memory of lin_decode_fast<D>: the chunk's keys then values */
+template <int D> constexpr size_t dec_fast_smem() { return (size_t)2 * CH * D * sizeof(float); }
+
 template <int D>
 __global__ void __launch_bounds__(DEC_THREADS) lin_decode_fast(
     const float *__restrict__ qkv, int ldqkv, float *__restrict__ o, int ldo,
@@ -525,7 +529,10 @@ __global__ void __launch_bounds__(DEC_THREADS) lin_decode_fast(
     __shared__ float qs[D];               /* pw[r+1] q */
     __shared__ float ps[CH];              /* decayed scores of keys 0..r */
     __shared__ float4 red[RG][C4];        /* partial outputs per row group */
-    __shared__ float4 kw[CH][C4];         /* fold: pw[63-j] k_j, broadcast to a warp */
+    /* keys 0..r of the chunk (stash rows, then the new key at row r), then the
+     * values; a fold turns the keys into pw[63-j] k_j in place */
+    extern __shared__ __align__(16) float kvs[];
+    float *ks = kvs, *vs = kvs + CH * D;
     int h = blockIdx.x, tid = threadIdx.x, lane = tid & 31, wid = tid >> 5;
     rl_cu_span sp = spans[blockIdx.y];
     const rl_cu_lin_state st = states[sp.seq];
@@ -536,20 +543,30 @@ __global__ void __launch_bounds__(DEC_THREADS) lin_decode_fast(
     const float *kst = st.kst + h * D, *vst = st.vst + h * D;
     float *S = st.S + (size_t)h * D * D;
     const int c4 = tid % C4, rg = tid / C4;
-    /* the state's rows of this thread, requested before anything waits */
+    /* every byte the block needs, requested before anything waits: the state's
+     * rows of this thread into registers, the chunk's keys and values into
+     * shared memory (cp.async; before, the keys were read after a barrier and
+     * the values after a second one: two more memory latencies per block) */
     float4 sv[D / RG];
 #pragma unroll
     for (int i = 0; i < D / RG; i++)
         sv[i] = __ldg((const float4 *)(S + (size_t)(rg + RG * i) * D) + c4);
+    for (int i = tid; i < (r + 1) * C4; i += DEC_THREADS) {
+        int j = i / C4, c = i % C4;
+        cp_async16(smem_u32(ks + j * D + 4 * c), (j < r ? kst + (size_t)j * HD : knew) + 4 * c);
+        cp_async16(smem_u32(vs + j * D + 4 * c), (j < r ? vst + (size_t)j * HD : vnew) + 4 * c);
+    }
+    cp_async_commit();
     float pin = __ldg(pw + r + 1);
     for (int d = tid; d < D; d += DEC_THREADS) qs[d] = __ldg(qrow + d);
+    cp_async_wait_all();
     __syncthreads();
     /* scores: warp w takes keys w, w + NW, ...; lanes split the channels */
     for (int j = wid; j <= r; j += NW) {
-        const float *kj = j < r ? kst + (size_t)j * HD : knew;
+        const float *kj = ks + j * D;
         float dot = 0.0f;
 #pragma unroll
-        for (int i = 0; i < D / 32; i++) dot = fmaf(qs[lane + 32 * i], __ldg(kj + lane + 32 * i), dot);
+        for (int i = 0; i < D / 32; i++) dot = fmaf(qs[lane + 32 * i], kj[lane + 32 * i], dot);
 #pragma unroll
         for (int m = 16; m > 0; m >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, m);
         if (lane == 0) ps[j] = dot * __ldg(pw + r - j);
@@ -558,8 +575,7 @@ __global__ void __launch_bounds__(DEC_THREADS) lin_decode_fast(
     /* intra: keys j = rg (mod RG); inter: the state rows held in sv */
     float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f), b = a;
     for (int j = rg; j <= r; j += RG) {
-        const float *vj = j < r ? vst + (size_t)j * HD : vnew;
-        float4 v = __ldg((const float4 *)vj + c4);
+        float4 v = ((const float4 *)(vs + j * D))[c4];
         float pj = ps[j];
         a.x = fmaf(pj, v.x, a.x);
         a.y = fmaf(pj, v.y, a.y);
@@ -601,12 +617,11 @@ __global__ void __launch_bounds__(DEC_THREADS) lin_decode_fast(
     float p64 = __ldg(pw + CH);
     for (int i = tid; i < CH * C4; i += DEC_THREADS) {
         int j = i / C4, c = i % C4;
-        float4 k = __ldg((const float4 *)(j < CH - 1 ? kst + (size_t)j * HD : knew) + c);
+        float4 *kp = (float4 *)(ks + j * D) + c, k = *kp;
         float w = __ldg(pw + CH - 1 - j);
-        kw[j][c] = make_float4(w * k.x, w * k.y, w * k.z, w * k.w);
+        *kp = make_float4(w * k.x, w * k.y, w * k.z, w * k.w);
     }
     __syncthreads();
-    const float *kws = (const float *)kw;
 #pragma unroll 1
     for (int i0 = 0; i0 < D / RG; i0 += FP) {
         float4 acc[FP];
@@ -614,11 +629,10 @@ __global__ void __launch_bounds__(DEC_THREADS) lin_decode_fast(
         for (int i = 0; i < FP; i++) acc[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll 4
         for (int j = 0; j < CH; j++) {
-            const float *vj = j < CH - 1 ? vst + (size_t)j * HD : vnew;
-            float4 v = __ldg((const float4 *)vj + c4);
+            float4 v = ((const float4 *)(vs + j * D))[c4];
 #pragma unroll
             for (int i = 0; i < FP; i++) {
-                float kd = kws[j * D + rg + RG * (i0 + i)];
+                float kd = ks[j * D + rg + RG * (i0 + i)];
                 acc[i].x = fmaf(kd, v.x, acc[i].x);
                 acc[i].y = fmaf(kd, v.y, acc[i].y);
                 acc[i].z = fmaf(kd, v.z, acc[i].z);
@@ -640,8 +654,15 @@ int launch(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span *spa
            int max_n, const rl_cu_lin_state *states, int H, const float *decay_pw, float scale,
            int deterministic, cudaStream_t st) {
     if (max_n == 1 && !deterministic) {
-        lin_decode_fast<D><<<dim3(H, n_spans), DEC_THREADS, 0, st>>>(qkv, ldqkv, o, ldo, spans,
-                                                                      states, H, decay_pw, scale);
+        static bool attr_set = false; /* one per instantiation: 64 KB at D = 128 */
+        if (!attr_set) {
+            RL_CU_TRY(cudaFuncSetAttribute(lin_decode_fast<D>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           (int)dec_fast_smem<D>()));
+            attr_set = true;
+        }
+        lin_decode_fast<D><<<dim3(H, n_spans), DEC_THREADS, dec_fast_smem<D>(), st>>>(
+            qkv, ldqkv, o, ldo, spans, states, H, decay_pw, scale);
         RL_CU_LAUNCHED();
         return 0;
     }
