@@ -23,16 +23,7 @@
 #include "ops/cuda/attn_cuda.h"
 #include "ops/ops.h"
 #include "state/kv_pages.h"
-
-#define CK(call)                                                                           \
-    do {                                                                                   \
-        int rc_ = (int)(call);                                                             \
-        if (rc_) {                                                                         \
-            fprintf(stderr, "%s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #call, rc_,      \
-                    cudaGetErrorString((cudaError_t)rc_));                                 \
-            exit(2);                                                                       \
-        }                                                                                  \
-    } while (0)
+#include "gpu_check.h"
 
 static int g_fail = 0;
 static double g_worst_lin = 0.0, g_worst_gqa = 0.0;

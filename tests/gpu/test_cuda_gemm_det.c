@@ -21,16 +21,7 @@
 
 #include "ops/cuda/fwd_cuda.h"
 #include "testutil.h"
-
-#define CK(call)                                                                           \
-    do {                                                                                   \
-        int rc_ = (int)(call);                                                             \
-        if (rc_) {                                                                         \
-            fprintf(stderr, "%s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #call, rc_,      \
-                    cudaGetErrorString((cudaError_t)rc_));                                 \
-            exit(2);                                                                       \
-        }                                                                                  \
-    } while (0)
+#include "gpu_check.h"
 
 static uint16_t to_bf16(float f) { /* round to nearest even (finite inputs) */
     uint32_t u;

@@ -20,15 +20,7 @@
 #include "engine/logprob.h"
 #include "engine/sampler.h"
 #include "ops/cuda/sample_cuda.h"
-
-#define CK(call)                                                                          \
-    do {                                                                                  \
-        int rc_ = (int)(call);                                                            \
-        if (rc_) {                                                                        \
-            fprintf(stderr, "%s:%d: %s -> %d\n", __FILE__, __LINE__, #call, rc_);         \
-            exit(2);                                                                      \
-        }                                                                                 \
-    } while (0)
+#include "gpu_check.h"
 
 static uint64_t g_s = 0x1234567;
 static uint64_t next(void) {
