@@ -7,6 +7,8 @@
 //   mode 2: many phases, double-buffered, gqa_fa's protocol (full[b] proves buffer b^1 free)
 //   mode 3: mode 2 with the barriers initialized after the first cp.async is issued (gqa_fa's
 //           prologue order)
+//   mode 4: mode 2 with every buffer and the barriers in dynamic shared memory, the barriers
+//           after the buffers (gqa_fa's layout)
 // Build and run on a GPU machine from the repository root:
 //   nvcc -O3 -std=c++17 -lineinfo -gencode=arch=compute_90a,code=sm_90a -Isrc \
 //        bench/gpu/racecheck_probe.cu -o /tmp/rc_probe
@@ -67,13 +69,42 @@ __global__ void probe(const uint4 *g, uint4 *out, int mode, int iters) {
     out[blockIdx.x * NTH + tid] = acc;
 }
 
+__global__ void probe_dyn(const uint4 *g, uint4 *out, int iters) {
+    extern __shared__ __align__(128) unsigned char sm[];
+    uint4 *stage = (uint4 *)sm;                 /* [2][NTH] */
+    uint4 *buf = stage + 2 * NTH;               /* [2][NTH] */
+    const uint32_t m0 = smem_u32(buf + 2 * NTH); /* two barriers after the buffers */
+    const int tid = threadIdx.x;
+    if (tid < 2) mbar_init(m0 + 8 * tid, NTH);
+    __syncthreads();
+    uint4 acc = make_uint4(0, 0, 0, 0);
+    cp_async16(smem_u32(&stage[tid]), g + tid);
+    cp_async_commit();
+    for (int it = 0; it < iters; it++) {
+        const int b = it & 1;
+        if (it + 1 < iters) cp_async16(smem_u32(&stage[(b ^ 1) * NTH + tid]), g + (it + 1) * NTH + tid);
+        cp_async_commit();
+        cp_async_wait_1();
+        buf[b * NTH + tid] = stage[b * NTH + tid];
+        mbar_arrive(m0 + 8 * b);
+        mbar_wait(m0 + 8 * b, (it >> 1) & 1);
+        uint4 v = buf[b * NTH + (tid + 37 * (it + 1)) % NTH];
+        acc.x += v.x; acc.y ^= v.y; acc.z += v.z; acc.w ^= v.w;
+    }
+    cp_async_wait_all();
+    out[blockIdx.x * NTH + tid] = acc;
+}
+
 int main(int argc, char **argv) {
     int mode = argc > 1 ? atoi(argv[1]) : 0, iters = 16;
     uint4 *g, *o;
     cudaMalloc(&g, sizeof(uint4) * NTH * iters);
     cudaMalloc(&o, sizeof(uint4) * NTH * 4);
     cudaMemset(g, 1, sizeof(uint4) * NTH * iters);
-    probe<<<4, NTH>>>(g, o, mode, iters);
+    if (mode == 4)
+        probe_dyn<<<4, NTH, 4 * NTH * sizeof(uint4) + 64>>>(g, o, iters);
+    else
+        probe<<<4, NTH>>>(g, o, mode, iters);
     cudaError_t e = cudaDeviceSynchronize();
     printf("mode %d: %s\n", mode, cudaGetErrorString(e));
     return e != cudaSuccess;
