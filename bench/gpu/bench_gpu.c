@@ -153,7 +153,8 @@ static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, i
     for (int i = 0; i < nb; i++) maxb = bs[i] > maxb ? bs[i] : maxb;
     int pages = (maxctx + 63) / 64 + 2 * maxb + 64;
     int distinct = distinct_gb > 0;
-    if (distinct) pages = (int)fmin(distinct_gb * 1e9 / (k.kv_tok * 64), 2e9);
+    if (distinct && k.kv_tok > 0) /* a model without softmax layers has no pages to copy */
+        pages = (int)fmin(distinct_gb * 1e9 / (k.kv_tok * 64), 2e9);
     rl_cuda_opts o = {.deterministic = det, .max_kv_pages = pages, .random_seed = 42};
     double t0 = now();
     rl_cuda_engine *g;
