@@ -63,6 +63,31 @@ static void *dalloc(size_t bytes) {
     return p;
 }
 
+/* x (n fp32, device): random bf16 values plus a small remainder below their
+ * last bit, so the activations have a real low part as the engine's do */
+static void random_x(float *x, size_t n, uint64_t seed) {
+    uint16_t *dh = dalloc(n * 2), *dl = dalloc(n * 2);
+    CK(rl_cu_fill_random_bf16(dh, n, seed, 1.0f, 0));
+    CK(rl_cu_fill_random_bf16(dl, n, seed + 1, 1.0f, 0));
+    uint16_t *h = malloc(n * 2), *l = malloc(n * 2);
+    float *xf = malloc(n * 4);
+    CK(cudaMemcpy(h, dh, n * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(l, dl, n * 2, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < n; i++) {
+        uint32_t a = (uint32_t)h[i] << 16, b = (uint32_t)l[i] << 16;
+        float fa, fb;
+        memcpy(&fa, &a, 4);
+        memcpy(&fb, &b, 4);
+        xf[i] = fa + fb * (1.0f / 512.0f);
+    }
+    CK(cudaMemcpy(x, xf, n * 4, cudaMemcpyHostToDevice));
+    free(h);
+    free(l);
+    free(xf);
+    CK(cudaFree(dh));
+    CK(cudaFree(dl));
+}
+
 /* Median over 9 repetitions of fn(rep) (each a queue of launches), ms. */
 typedef void (*bench_fn)(void *ctx, int rep);
 static double median_ms(bench_fn fn, void *ctx) {
@@ -122,7 +147,7 @@ static void dense_run(void *p, int rep) {
                         CUBLAS_GEMM_DEFAULT));
     } else if (c->variant == 1) { /* default mode: hi + lo, as step_cuda.c gemm() */
         CK(rl_cu_to_bf16(c->x, T, K, K, c->xl2, 0));
-        if (T <= 16) {
+        if (T <= RL_CU_STACK_T) { /* step_cuda.c gemm(): one stacked GEMM of 2T rows */
             CK(rl_cu_bf16_lo(c->x, T, K, K, c->xl2 + (size_t)T * K, 0));
             CK(cublasGemmEx(g_cb, CUBLAS_OP_T, CUBLAS_OP_N, N, 2 * T, K, &one, W, CUDA_R_16BF, K,
                             c->xl2, CUDA_R_16BF, K, &zero, c->y2, CUDA_R_32F, N,
@@ -168,27 +193,8 @@ static void dense(const char *model, const char *name, int N, int K, int T) {
     c.y2 = dalloc((size_t)2 * T * N * 4);
     c.xb = dalloc((size_t)T * K * 2);
     c.xl2 = dalloc((size_t)2 * T * K * 2);
-    /* x: random bf16 widened to fp32 plus a small fp32 remainder (a real lo part) */
-    CK(rl_cu_fill_random_bf16(c.xb, (size_t)T * K, 7, 1.0f, 0));
-    CK(rl_cu_fill_random_bf16(c.xl2, (size_t)T * K, 8, 1.0f, 0));
-    {
-        size_t n = (size_t)T * K;
-        uint16_t *h = malloc(n * 2), *l = malloc(n * 2);
-        float *xf = malloc(n * 4);
-        CK(cudaMemcpy(h, c.xb, n * 2, cudaMemcpyDeviceToHost));
-        CK(cudaMemcpy(l, c.xl2, n * 2, cudaMemcpyDeviceToHost));
-        for (size_t i = 0; i < n; i++) {
-            uint32_t a = (uint32_t)h[i] << 16, b = (uint32_t)l[i] << 16;
-            float fa, fb;
-            memcpy(&fa, &a, 4);
-            memcpy(&fb, &b, 4);
-            xf[i] = fa + fb * (1.0f / 512.0f);
-        }
-        CK(cudaMemcpy(c.x, xf, n * 4, cudaMemcpyHostToDevice));
-        free(h);
-        free(l);
-        free(xf);
-    }
+    random_x(c.x, (size_t)T * K, 7);
+    CK(rl_cu_to_bf16(c.x, T, K, K, c.xb, 0)); /* the peer's bf16 activations: bf16(x) */
     char shape[96];
     snprintf(shape, sizeof shape, "%s %s N=%d K=%d T=%d", model, name, N, K, T);
     double flops = 2.0 * T * (double)N * K, bytes = (double)wb + T * (K * 4.0 + N * 4.0);
@@ -338,7 +344,7 @@ static void moe(const char *model, int E, int K, int I, int hid, int T) {
     c.sel = dalloc(sizeof(int) * TK);
     CK(cudaMemcpy(c.sel, sel, sizeof(int) * TK, cudaMemcpyHostToDevice));
     c.x = dalloc((size_t)T * hid * 4);
-    CK(cudaMemset(c.x, 0, (size_t)T * hid * 4));
+    random_x(c.x, (size_t)T * hid, 9); /* the fp32 input of det-old and the fixed-order split */
     c.M1 = dalloc((size_t)TK * I * 4);
     c.M2 = dalloc((size_t)TK * I * 4);
     c.YK = dalloc((size_t)TK * hid * 4);
@@ -379,7 +385,8 @@ static void moe(const char *model, int E, int K, int I, int hid, int T) {
     double peer = 0;
     for (int v = 0; v < 4; v++) {
         if (v == 1 && !(TK >= RL_CU_MMA_TOKENS && TK >= 2 * E)) {
-            printf("| moe | %s | default | (rl_cu_wgemm below %d rows: same as deterministic) "
+            printf("| moe | %s | default | (below %d rows: the fused small-batch kernels at <= 16 "
+                   "tokens, rl_cu_wgemm above; see the model benchmark) "
                    "| | | | |\n", shape, 2 * E > RL_CU_MMA_TOKENS ? 2 * E : RL_CU_MMA_TOKENS);
             continue;
         }
@@ -409,7 +416,7 @@ static double rel_err(const float *a, const float *b, int rows, int cols, const 
         const float *ar = a + (size_t)(perm ? perm[r] : r) * cols, *br = b + (size_t)r * cols;
         for (int j = 0; j < cols; j++) {
             double d = fabs((double)ar[j] - br[j]), m = fabs((double)br[j]);
-            if (!(d <= num)) num = d; /* NaN propagates */
+            if (!(d <= num) && num == num) num = d; /* a NaN sticks (NaN != NaN) */
             if (m > den) den = m;
         }
     }

@@ -17,10 +17,10 @@
  *   decode_cuda.cu instead (fp32 activations): GEMVs for steps of at most
  *   RL_CU_GEMV_T rows, and for at most 16 tokens the MoE layer as router +
  *   routing + bucketing in one launch, the chosen and shared experts in two
- *   GEMV launches, the combine fused into the next RMSNorm. The router runs
- *   in rl_cu_wgemm's fixed order in both modes, so expert choices do not
- *   depend on the batch (RL_CUDA_DECODE=0: the previous path, cuBLAS
- *   everywhere);
+ *   GEMV launches, the combine fused into the next RMSNorm. With bf16
+ *   weights the router runs in rl_cu_wgemm's fixed order in both modes, so
+ *   expert choices do not depend on the batch (fp32-weight checkpoints and
+ *   RL_CUDA_DECODE=0 in the default mode: a cuBLAS fp32 router);
  * - deterministic: one fixed reduction order per output for any batch:
  *   bf16-weight GEMMs on tensor cores (rl_cu_moe_mma with fixed_order, its
  *   mma.sync kernel at every T, activations as bf16 hi + lo), fp32 weights

@@ -257,8 +257,8 @@ __device__ __forceinline__ void route_fast(const float *z, int E, int K, int G, 
 
 /* Phase 1 (every block): warp -> one expert's router row, the logits of all
  * T tokens (RTT at a time) into logits[T][E]. Phase 2 (the last block to
- * finish, found by a counter it resets): per token the warp routing of
- * route_warp.cuh, then the bucketing of rl_cu_moe_bucket: offsets[e],
+ * finish, found by a counter it resets): per token the warp routing
+ * route_fast (above), then the bucketing of rl_cu_moe_bucket: offsets[e],
  * rows[] stable by assignment id, act[s] = the s-th expert with a row
  * (ascending), act[E] = their number. */
 __global__ void __launch_bounds__(NT) route_small_kernel(rl_cu_route_small_args p) {

@@ -213,14 +213,14 @@ typedef struct rl_cu_moe_small_args {
 } rl_cu_moe_small_args;
 int rl_cu_moe_experts_small(const rl_cu_moe_small_args *p, void *stream);
 
-/* rl_cu_moe_combine then rl_cu_rmsnorm_fast of the updated rows (one launch):
- * x[t] += sum_r wt[t][r] yk[t*K+r] (+ ys[t]); y = norm(x). */
 /* rl_cu_rmsnorm for the default mode: the same result up to the order of the
  * sum of squares (a fixed order that depends only on dim), one block of 512
  * threads per row holding the row in registers (dim <= 4096; wider rows:
  * rl_cu_rmsnorm). */
 int rl_cu_rmsnorm_fast(const float *x, int T, int dim, const float *w, float eps, float *y,
                        uint16_t *ybf, void *stream);
+/* rl_cu_moe_combine then rl_cu_rmsnorm_fast of the updated rows (one launch):
+ * x[t] += sum_r wt[t][r] yk[t*K+r] (+ ys[t]); y = norm(x). */
 int rl_cu_moe_combine_norm(float *x, const float *yk, const float *wt, const float *ys, int T,
                            int K, int dim, const float *w, float eps, float *y, uint16_t *ybf,
                            void *stream);

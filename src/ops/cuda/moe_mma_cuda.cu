@@ -557,7 +557,7 @@ extern "C" int rl_cu_moe_mma(const rl_cu_moe_mma_args *p, void *stream) {
                                        : kind == 3 ? moe_mma_x_kernel<3>
                                        : kind == 2 ? moe_mma_x_kernel<2>
                                                    : moe_mma_x_kernel<1>;
-    int smem = x_smem(kind == 3 ? 3 : 2);
+    int smem = x_smem(kind);
     if (!opted[kind - 1]) {
         int rc = (int)cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            smem);
