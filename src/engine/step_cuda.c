@@ -149,6 +149,10 @@ static int init(rl_cuda_engine *eng, rl_err *e) {
         if (ar != cudaSuccess)
             return rl_errf(e, RL_E_NOMEM, "cannot allocate the device KV pool (%lld pages, %.2f GB): %s",
                            want, (double)page_bytes * (double)want / 1e9, cudaGetErrorString(ar));
+        /* zeros: a key slot after a row's position is masked (p = 0) but its value
+         * still enters P V as 0 * v, and never-written memory may hold NaN or Inf
+         * bit patterns (0 * NaN = NaN). Pages reused later hold finite values. */
+        CU_TRY(cudaMemset(eng->pool, 0, page_bytes * (size_t)want));
         eng->refs = calloc((size_t)want, sizeof(int));
         eng->free_list = malloc(sizeof(int) * (size_t)want);
         if (!eng->refs || !eng->free_list) return rl_errf(e, RL_E_NOMEM, "out of memory");

@@ -34,10 +34,11 @@
  * Determinism: an output element's arithmetic depends only on its own
  * sequence's data and position, never on the other spans of the step, the
  * step split, or the launch shape (fixed tile order, no data-dependent
- * split-K). In `deterministic` mode this holds bitwise; the default mode may
- * use a split over keys for long decode contexts and says so here.
+ * split-K). In `deterministic` mode this holds bitwise; the default mode
+ * splits GQA decode over keys by the step's number of (span, kv head) pairs
+ * and says so here.
  *
- * What the kernels do (lightning_cuda.cu, gqa_cuda.cu):
+ * What the kernels do (lightning_cuda.cu, gqa_cuda.cu, gqa_dec_cuda.cu):
  * - rl_cu_lightning (tf32 tensor cores, fp32 state): with `deterministic`
  *   bitwise split-invariant (one formula per token and per chunk fold
  *   whatever the step split, decode included). Without it, a step whose
@@ -53,9 +54,11 @@
  *   size. With `deterministic` a row is computed by the same instructions in
  *   prefill and decode.
  * - Scratch memory (Lightning: n_spans * ((max_n + 62) / 64 + 1) * H * D * D
- *   floats; GQA split partials) is allocated on first use and grown when a
- *   larger step comes; growing synchronizes the device, so run the largest
- *   step once before capturing a graph. One host thread at a time.
+ *   floats; GQA split partials: gqa_attend's grow with the step, gqa_dec
+ *   asks for one fixed size, 4 * SMs * 16 * (D + 2) floats, whatever the
+ *   batch) is allocated on first use and grown when a larger step comes;
+ *   growing synchronizes the device, so run the largest step once before
+ *   capturing a graph. One host thread at a time.
  * - S, kst, vst and the pool must be 16-byte aligned (cudaMalloc is). */
 #ifndef RL_OPS_CUDA_ATTN_CUDA_H
 #define RL_OPS_CUDA_ATTN_CUDA_H

@@ -3,7 +3,7 @@
  *
  * Three attention kernels. gqa_fa (below) takes every step of the
  * deterministic mode and the prefill-sized steps of the default mode (some
- * span longer than one 128-row tile). gqa_dec (below) takes the default
+ * span longer than one 128-row tile). gqa_dec (gqa_dec_cuda.cu) takes the default
  * mode's decode steps (every span at most 16 rows, n * gq <= 16), splitting
  * the pages over blocks. gqa_attend takes the default mode's remaining steps
  * whose spans fit one 128-row tile when they have fewer than 64 (span, kv
@@ -27,10 +27,11 @@
  * row whatever tile or block it sits in (mma rows are independent), and a
  * page entirely after a row's position is a bitwise no-op for that row
  * (alpha = 1, p = 0). Prefill and decode therefore give the same bits when
- * the keys are not split. The default mode splits a decode step's pages
- * over several blocks when the step has few (span, kv head) pairs, and
- * merges the partial softmaxes in split order (gqa_merge): the bits then
- * depend on the batch size. `deterministic` turns the split off. */
+ * the keys are not split. gqa_attend (spans of 17-128 rows with few (span,
+ * kv head) pairs) and gqa_dec (decode) split the pages over several blocks
+ * and merge the partial softmaxes in split order (gqa_merge, gqa_dec_merge):
+ * their bits depend on the batch size, so `deterministic` takes gqa_fa
+ * alone. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -219,7 +220,7 @@ __global__ void __launch_bounds__(32 * NWARP)
 
 /* Merges gqa_attend's NS partial softmaxes of each row, in split order. Block (kv head,
  * span), one thread per output channel. Used only when one tile holds every
- * token of each span (decode-sized steps). */
+ * token of each span. */
 __global__ void gqa_merge(float *__restrict__ o, int ldo, const rl_cu_span *__restrict__ spans,
                           int H, int Hkv, int D, int NS, const float *__restrict__ part) {
     const rl_cu_span sp = spans[blockIdx.y];
@@ -547,7 +548,8 @@ __global__ void __launch_bounds__(32 * FW, 1)
         }
 }
 
-/* (span, kv head) pairs from which a decode step goes to gqa_fa unsplit;
+/* (span, kv head) pairs from which a one-tile step that gqa_dec does not take
+ * (spans of 17-128 rows, or RL_CUDA_GQA_DEC=0) goes to gqa_fa unsplit;
  * RL_CUDA_FA_DECODE_BLOCKS overrides it (benchmarks' A/B of the routing) */
 static int fa_decode_blocks() {
     static int v = 0;
@@ -570,11 +572,11 @@ int launch_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span 
         return rl_cu_gqa_dec(qkv, ldqkv, o, ldo, spans, n_spans, max_n, page_tables, pool,
                              page_elems, layer, H, Hkv, D, sl2, st);
     if (deterministic || ntile_max > 1 || n_spans * Hkv >= fa_decode_blocks()) {
-        /* prefill-sized steps, every step in deterministic mode, and decode
+        /* prefill-sized steps, every step in deterministic mode, and one-tile
          * steps with enough (span, kv head) pairs to fill the card without
-         * splitting pages (gqa_fa's pipelined staging then beats gqa_attend's
-         * split: H200, B = 16 at 4K / 32K: 0.147 / 1.247 ms against 0.218 /
-         * 1.551 ms) */
+         * splitting pages (gqa_fa's pipelined staging then beat gqa_attend's
+         * split on decode steps before gqa_dec: H200, B = 16 at 4K / 32K:
+         * 0.147 / 1.247 ms against 0.218 / 1.551 ms) */
         static bool attr_set = false; /* one per instantiation */
         if (!attr_set) {
             RL_CU_TRY(cudaFuncSetAttribute(gqa_fa<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -587,7 +589,7 @@ int launch_gqa(const float *qkv, int ldqkv, float *o, int ldo, const rl_cu_span 
         RL_CU_LAUNCHED();
         return 0;
     }
-    /* decode-sized steps of the default mode: gqa_attend, pages split over blocks */
+    /* one-tile steps of the default mode with few pairs: gqa_attend, pages split over blocks */
     int NS = 1;
     {
         int blocks = n_spans * Hkv, target = 2 * rl_cu_sm_count();

@@ -244,8 +244,13 @@ static int launch_dec(const float *qkv, int ldqkv, float *o, int ldo, const rl_c
     if (NS > DEC_NS_MAX) NS = DEC_NS_MAX;
     float *part = nullptr;
     if (NS > 1) {
+        /* one size whatever the batch: with NS > 1, pairs < 2 SMs and pairs * NS <
+         * 2 SMs + pairs < 4 SMs, so the scratch never grows between batch sizes (a
+         * growth synchronizes the device and invalidates captured decode graphs) */
+        size_t need = (size_t)pairs * NS * DROWS * (D + 2) * sizeof(float);
+        size_t fixed = (size_t)4 * rl_cu_sm_count() * DROWS * (D + 2) * sizeof(float);
         void *w = nullptr;
-        RL_CU_TRY(rl_cu_attn_ws(RL_CU_WS_GQA, (size_t)pairs * NS * DROWS * (D + 2) * sizeof(float), &w));
+        RL_CU_TRY(rl_cu_attn_ws(RL_CU_WS_GQA, need > fixed ? need : fixed, &w));
         part = (float *)w;
     }
     static bool attr_set = false; /* one per instantiation */

@@ -526,7 +526,7 @@ __global__ void __launch_bounds__(DEC_THREADS) lin_decode_fast(
     constexpr int C4 = D / 4, RG = DEC_THREADS / C4, NW = DEC_THREADS / 32;
     constexpr int FP = D / RG < 8 ? D / RG : 8; /* state rows per fold pass */
     static_assert(DEC_THREADS % C4 == 0 && D % RG == 0 && (D / RG) % FP == 0, "thread layout");
-    __shared__ float qs[D];               /* pw[r+1] q */
+    __shared__ float qs[D];               /* q (pw[r+1] applied at the reduction) */
     __shared__ float ps[CH];              /* decayed scores of keys 0..r */
     __shared__ float4 red[RG][C4];        /* partial outputs per row group */
     /* keys 0..r of the chunk (stash rows, then the new key at row r), then the
