@@ -60,7 +60,7 @@ typedef struct cu_sampling {
     int *h_pen_tok, *h_pen_cnt, *d_pen_tok, *d_pen_cnt;
     int *h_tok, *d_tok;
     float *h_lp, *d_lp;
-    float *d_scratch; /* cap_rows * vocab floats, for penalized rows */
+    float *d_scratch; /* draws * vocab floats of the largest penalized step so far */
     size_t scratch_floats;
     float *h_logits; /* host draws: their logits rows (cap_host * vocab) */
     int cap_host;

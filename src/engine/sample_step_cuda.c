@@ -5,8 +5,11 @@
  * the device supports (rl_cu_sample_ok) go to one rl_cu_sample launch over
  * the step's logits rows, and only their tokens and log-probabilities come
  * back; the others have their logits row copied and are picked on the host
- * with the same draw (rl_sampler_pick, rl_logprob). Both halves are queued
- * on the step's stream before it synchronizes; the results are read after. */
+ * with the same draw (rl_sampler_pick, rl_logprob). Everything is queued on
+ * the step's stream and the results are read after it synchronizes; the host
+ * buffers are pageable, so a copy into one (a fallback's logits row) returns
+ * only once the forward has finished. A step that fails after the launch
+ * has still advanced its samplers' RNGs (prepare ran): a retry draws anew. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,8 +51,12 @@ void rl_cu_samples_free(cu_sampling *s) {
 /* room for `rows` draws, `pen` penalty entries, `spans` spans and the logits
  * rows of `host` draws that stay on the host (none in the usual case) */
 static int reserve(cu_sampling *s, int rows, int pen, int spans, int host, size_t V, rl_err *e) {
+    /* each capacity is cleared before its buffers grow and set after all of them
+     * did: a failed cudaMalloc leaves a NULL buffer, which a stale capacity would
+     * let a later, smaller step hand to the kernel */
     if (rows > s->cap_rows) {
         int c = rows > 2 * s->cap_rows ? rows : 2 * s->cap_rows;
+        s->cap_rows = 0;
         RL_TRY(grow_dev((void **)&s->d_args, sizeof(rl_cu_sample_args) * (size_t)c, e));
         RL_TRY(grow_dev((void **)&s->d_tok, sizeof(int) * (size_t)c, e));
         RL_TRY(grow_dev((void **)&s->d_lp, sizeof(float) * (size_t)c, e));
@@ -61,6 +68,7 @@ static int reserve(cu_sampling *s, int rows, int pen, int spans, int host, size_
     }
     if (pen > s->cap_pen) {
         int c = pen > 2 * s->cap_pen ? pen : 2 * s->cap_pen;
+        s->cap_pen = 0;
         RL_TRY(grow_dev((void **)&s->d_pen_tok, sizeof(int) * (size_t)c, e));
         RL_TRY(grow_dev((void **)&s->d_pen_cnt, sizeof(int) * (size_t)c, e));
         RL_TRY(grow_host((void **)&s->h_pen_tok, sizeof(int) * (size_t)c, e));
@@ -137,6 +145,7 @@ int rl_cu_samples_launch(rl_cuda_engine *eng, const rl_cuda_span *spans, int n, 
     }
     if (!nd) return RL_OK;
     if (penalized && (size_t)nd * V > s->scratch_floats) {
+        s->scratch_floats = 0; /* as in reserve: no stale capacity after a failure */
         RL_TRY(grow_dev((void **)&s->d_scratch, sizeof(float) * (size_t)nd * V, e));
         s->scratch_floats = (size_t)nd * V;
     }
