@@ -1,7 +1,8 @@
 /* The sampler against its definition: greedy is argmax, filters never let
  * an excluded token through, draws follow the softmax, seeds reproduce; the
  * draw handed to the GPU sampler (rl_sampler_prepare) carries the penalty
- * window's histogram and consumes a random number only when random. */
+ * window's histogram and consumes a random number only when random; each
+ * penalty, the tie rules and the temperature against their definitions. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -153,5 +154,97 @@ int main(void) {
           "a greedy draw consumes no random number (u %.17g vs %.17g)", d1.u01, d2.u01);
     rl_sampler_free(&r1);
     rl_sampler_free(&r2);
+
+    /* each penalty against llama.cpp's formula on two tokens, A (id 2, the best)
+     * and B (id 5): a repeated A loses to B exactly when its penalized logit
+     * falls below B's. Presence subtracts once, frequency once per occurrence,
+     * repeat divides a positive logit and multiplies a negative one. */
+    {
+        struct { float la, lb, rep, pres, freq; int times, expect; const char *what; } pc[] = {
+            {1.0f, 0.9f, 1.0f, 0.2f, 0.0f, 1, 5, "presence 0.2: 1.0 - 0.2 < 0.9"},
+            {1.0f, 0.9f, 1.0f, 0.05f, 0.0f, 3, 2, "presence 0.05 once, whatever the count"},
+            {1.0f, 0.9f, 1.0f, 0.0f, 0.05f, 3, 5, "frequency 0.05 x 3: 1.0 - 0.15 < 0.9"},
+            {1.0f, 0.9f, 1.0f, 0.0f, 0.05f, 1, 2, "frequency 0.05 x 1: 1.0 - 0.05 > 0.9"},
+            {-0.1f, -0.2f, 3.0f, 0.0f, 0.0f, 1, 5, "repeat 3 on a negative logit: -0.3 < -0.2"},
+            {0.5f, 0.2f, 2.0f, 0.0f, 0.0f, 1, 2, "repeat 2 on a positive logit: 0.25 > 0.2"},
+        };
+        for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
+            float l2[8] = {-5, -5, pc[i].la, -5, -5, pc[i].lb, -5, -5};
+            p = off();
+            p.temperature = 0;
+            p.repeat_penalty = pc[i].rep;
+            p.presence_penalty = pc[i].pres;
+            p.frequency_penalty = pc[i].freq;
+            rl_sampler_init(&s, &p, 8);
+            for (int t = 0; t < pc[i].times; t++) rl_sampler_accept(&s, 2);
+            rl_sampler_draw d;
+            rl_sampler_prepare(&s, &d);
+            CHECK(d.penalize, "prepare sees the penalty (%s)", pc[i].what);
+            int got = rl_sampler_pick(&s, &d, l2, 8);
+            CHECK(got == pc[i].expect, "%s: picked %d", pc[i].what, got);
+            rl_sampler_free(&s);
+        }
+    }
+
+    /* exact ties: greedy and top-k keep the lower id */
+    {
+        float l3[8] = {0, 1, 0, 2, 0, 0, 0, 2};
+        p = off();
+        p.temperature = 0;
+        rl_sampler_init(&s, &p, 8);
+        CHECK(rl_sampler_sample(&s, l3, 8) == 3, "greedy tie: the lower id");
+        rl_sampler_free(&s);
+        p = off();
+        p.top_k = 1;
+        rl_sampler_init(&s, &p, 8);
+        bool low = true;
+        for (int i = 0; i < 200; i++) low &= rl_sampler_sample(&s, l3, 8) == 3;
+        CHECK(low, "top-k = 1 over a tie keeps the lower id");
+        rl_sampler_free(&s);
+    }
+
+    /* temperature 0.5 draws from softmax(logits / 0.5) */
+    {
+        float l4[3] = {1.0f, 0.0f, -1.0f};
+        p = off();
+        p.temperature = 0.5f;
+        rl_sampler_init(&s, &p, 3);
+        int c3[3] = {0};
+        int n3 = 60000;
+        for (int i = 0; i < n3; i++) c3[rl_sampler_sample(&s, l4, 3)]++;
+        double z3 = 0, worst3 = 0;
+        for (int i = 0; i < 3; i++) z3 += exp(l4[i] / 0.5);
+        for (int i = 0; i < 3; i++) {
+            double pr = exp(l4[i] / 0.5) / z3, sd = sqrt(pr * (1 - pr) / n3);
+            double dev = fabs(c3[i] / (double)n3 - pr) / sd;
+            if (dev > worst3) worst3 = dev;
+        }
+        CHECK(worst3 < 5.0, "temperature 0.5: frequencies within 5 sd (worst %.2f sd)", worst3);
+        rl_sampler_free(&s);
+    }
+
+    /* rl_sampler_sample == prepare + pick, draw for draw, with every filter and
+     * penalty on (twin samplers, same seed, same accepted tokens) */
+    {
+        p = off();
+        p.temperature = 0.9f; p.top_k = 20; p.top_p = 0.9f; p.min_p = 0.02f;
+        p.repeat_penalty = 1.3f; p.presence_penalty = 0.1f; p.frequency_penalty = 0.05f;
+        p.repeat_last_n = 16;
+        rl_sampler_init(&r1, &p, V);
+        rl_sampler_init(&r2, &p, V);
+        bool same = true;
+        for (int i = 0; i < 300; i++) {
+            int t1 = rl_sampler_sample(&r1, lg, V);
+            rl_sampler_draw d;
+            rl_sampler_prepare(&r2, &d);
+            int t2 = rl_sampler_pick(&r2, &d, lg, V);
+            same &= t1 == t2;
+            rl_sampler_accept(&r1, t1);
+            rl_sampler_accept(&r2, t2);
+        }
+        CHECK(same, "sample equals prepare + pick over 300 draws");
+        rl_sampler_free(&r1);
+        rl_sampler_free(&r2);
+    }
     return rl_test_done();
 }
