@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#include "model/route_group.h"
+
 /* Index of the largest v[i] over allowed i; ties go to the lower index. */
 static int argmax_allowed(const float *v, const unsigned char *allowed, int n) {
     int best = -1;
@@ -23,15 +25,8 @@ void rl_route(const rl_config *c, const float *logits, const float *bias, float 
         b[e] = sig[e] + bias[e];
     }
     if (G > 1) {
-        for (int g = 0; g < G; g++) { /* group score: sum of the two largest */
-            const float *x = b + g * gs;
-            int i1 = 0;
-            for (int i = 1; i < gs; i++)
-                if (x[i] > x[i1]) i1 = i;
-            int i2 = i1 == 0 ? 1 : 0;
-            for (int i = 0; i < gs; i++)
-                if (i != i1 && x[i] > x[i2]) i2 = i;
-            gscore[g] = x[i1] + x[i2];
+        for (int g = 0; g < G; g++) {
+            gscore[g] = rl_route_group_score(b + g * gs, gs);
             gallowed[g] = 1;
         }
         unsigned char gkeep[256] = {0};

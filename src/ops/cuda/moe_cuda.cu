@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "ops/cuda/fwd_cuda.h"
+#include "model/route_group.h"
 #include "ops/cuda/route_warp.cuh"
 
 namespace {
@@ -33,14 +34,7 @@ __global__ void route_kernel(const float *logits, int T, int E, int K, int G, in
     if (G > 1) {
         int gs = E / G;
         for (int g = 0; g < G; g++) {
-            const float *x = b + g * gs;
-            int i1 = 0;
-            for (int i = 1; i < gs; i++)
-                if (x[i] > x[i1]) i1 = i;
-            int i2 = i1 == 0 ? 1 : 0;
-            for (int i = 0; i < gs; i++)
-                if (i != i1 && x[i] > x[i2]) i2 = i;
-            gscore[g] = x[i1] + x[i2];
+            gscore[g] = rl_route_group_score(b + g * gs, gs);
             gallowed[g] = 1.0f;
         }
         for (int e = 0; e < E; e++) allowed[e] = 0.0f;

@@ -9,6 +9,8 @@
 
 #include <cuda_runtime.h>
 
+#include "model/route_group.h"
+
 __device__ __forceinline__ void rl_route_warp_argmax(float &v, int &i) {
 #pragma unroll
     for (int s = 16; s >= 1; s >>= 1) {
@@ -36,15 +38,8 @@ __device__ __forceinline__ void rl_route_token_warp(const float *z, int E, int K
     __syncwarp();
     if (G > 1) {
         int gs = E / G;
-        if (lane < G) { /* sum of the two largest of the group (as router.c) */
-            const float *x = b + lane * gs;
-            int i1 = 0;
-            for (int i = 1; i < gs; i++)
-                if (x[i] > x[i1]) i1 = i;
-            int i2 = i1 == 0 ? 1 : 0;
-            for (int i = 0; i < gs; i++)
-                if (i != i1 && x[i] > x[i2]) i2 = i;
-            gsc[lane] = x[i1] + x[i2];
+        if (lane < G) {
+            gsc[lane] = rl_route_group_score(b + lane * gs, gs);
             keep[lane] = 0;
         }
         __syncwarp();
