@@ -9,10 +9,20 @@
 //           prologue order)
 //   mode 4: mode 2 with every buffer and the barriers in dynamic shared memory, the barriers
 //           after the buffers (gqa_fa's layout)
+//   mode 5: mode 4 with 8 blocks per SM, one resident at a time (100 KB of shared memory each),
+//           so later blocks reuse an earlier block's barrier words; no mbarrier.inval
+//   mode 6: mode 5 with the barriers invalidated before the block exits (session 5's
+//           hypothesis for gqa_fa's report: mode 5 hazards, mode 6 clean; refuted, both clean)
+//   mode 7: mode 4 with the barriers right after the cp.async staging buffer (gqa_fa's layout
+//           until session 5, where racecheck reported the staging's last cp.async writes as
+//           hazards on the barrier words)
+//   mode 8: mode 7 with 1 KB between the staging buffer and the barriers
+//   Session 5 on an H200: every mode is clean, 7 included, so the probe does not reproduce
+//   gqa_fa's report; moving gqa_fa's barriers before its buffers did remove it.
 // Build and run on a GPU machine from the repository root:
 //   nvcc -O3 -std=c++17 -lineinfo -gencode=arch=compute_90a,code=sm_90a -Isrc \
 //        bench/gpu/racecheck_probe.cu -o /tmp/rc_probe
-//   for m in 0 1 2 3; do compute-sanitizer --tool racecheck /tmp/rc_probe $m; done
+//   for m in 0 1 2 3 4 5 6 7 8; do compute-sanitizer --tool racecheck /tmp/rc_probe $m; done
 #include <cstdio>
 #include <cstdint>
 #include <cstdlib>
@@ -69,11 +79,13 @@ __global__ void probe(const uint4 *g, uint4 *out, int mode, int iters) {
     out[blockIdx.x * NTH + tid] = acc;
 }
 
-__global__ void probe_dyn(const uint4 *g, uint4 *out, int iters) {
+__global__ void probe_dyn(const uint4 *g, uint4 *out, int iters, int inval, int layout) {
     extern __shared__ __align__(128) unsigned char sm[];
-    uint4 *stage = (uint4 *)sm;                 /* [2][NTH] */
-    uint4 *buf = stage + 2 * NTH;               /* [2][NTH] */
-    const uint32_t m0 = smem_u32(buf + 2 * NTH); /* two barriers after the buffers */
+    /* layout 0: stage [2][NTH], buf [2][NTH], barriers; 1: buf, stage, barriers;
+     * 2: buf, stage, 1 KB, barriers */
+    uint4 *stage = layout ? (uint4 *)sm + 2 * NTH : (uint4 *)sm;
+    uint4 *buf = layout ? (uint4 *)sm : (uint4 *)sm + 2 * NTH;
+    const uint32_t m0 = smem_u32((uint4 *)sm + 4 * NTH + (layout == 2 ? 64 : 0));
     const int tid = threadIdx.x;
     if (tid < 2) mbar_init(m0 + 8 * tid, NTH);
     __syncthreads();
@@ -92,6 +104,10 @@ __global__ void probe_dyn(const uint4 *g, uint4 *out, int iters) {
         acc.x += v.x; acc.y ^= v.y; acc.z += v.z; acc.w ^= v.w;
     }
     cp_async_wait_all();
+    if (inval) {
+        __syncthreads();
+        if (tid < 2) mbar_inval(m0 + 8 * tid);
+    }
     out[blockIdx.x * NTH + tid] = acc;
 }
 
@@ -99,11 +115,17 @@ int main(int argc, char **argv) {
     int mode = argc > 1 ? atoi(argv[1]) : 0, iters = 16;
     uint4 *g, *o;
     cudaMalloc(&g, sizeof(uint4) * NTH * iters);
-    cudaMalloc(&o, sizeof(uint4) * NTH * 4);
+    int sms = 0;
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+    const int nb = mode == 5 || mode == 6 ? 8 * sms : 4;
+    cudaMalloc(&o, sizeof(uint4) * NTH * nb);
     cudaMemset(g, 1, sizeof(uint4) * NTH * iters);
-    if (mode == 4)
-        probe_dyn<<<4, NTH, 4 * NTH * sizeof(uint4) + 64>>>(g, o, iters);
-    else
+    if (mode >= 4) {
+        /* modes 5-6: 100 KB per block, so one block per SM at a time */
+        size_t smem = mode == 5 || mode == 6 ? 100 * 1024 : 4 * NTH * sizeof(uint4) + 1024 + 64;
+        cudaFuncSetAttribute(probe_dyn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        probe_dyn<<<nb, NTH, smem>>>(g, o, iters, mode == 6, mode == 7 ? 1 : mode == 8 ? 2 : 0);
+    } else
         probe<<<4, NTH>>>(g, o, mode, iters);
     cudaError_t e = cudaDeviceSynchronize();
     printf("mode %d: %s\n", mode, cudaGetErrorString(e));

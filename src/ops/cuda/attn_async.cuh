@@ -34,6 +34,13 @@ static __device__ __forceinline__ void mbar_init(uint32_t a, int count) {
 static __device__ __forceinline__ void mbar_arrive(uint32_t a) {
     asm volatile("{\n\t.reg .b64 st;\n\tmbarrier.arrive.shared.b64 st, [%0];\n\t}" ::"r"(a) : "memory");
 }
+/* ends the barrier's life: the PTX ISA asks for it before the memory serves
+ * any other purpose, and the next block on the SM reuses the same shared
+ * memory (compute-sanitizer racecheck reports the reuse as a hazard on the
+ * barrier words otherwise) */
+static __device__ __forceinline__ void mbar_inval(uint32_t a) {
+    asm volatile("mbarrier.inval.shared.b64 [%0];" ::"r"(a) : "memory");
+}
 /* waits for the completion of the phase of parity `par` */
 static __device__ __forceinline__ void mbar_wait(uint32_t a, uint32_t par) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

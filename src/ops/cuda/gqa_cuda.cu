@@ -274,8 +274,10 @@ __global__ void gqa_merge(float *__restrict__ o, int ldo, const rl_cu_span *__re
 constexpr int FW = 8;
 constexpr int FROWS = 32 * FW;
 
+/* FA_BAR bytes of mbarriers first, then Q, K, V and the two staging blocks */
+constexpr int FA_BAR = 128;
 template <int D> constexpr size_t fa_smem() {
-    return (size_t)FROWS * D * 2 + 4 * (size_t)PG * D * 2 + 2 * (size_t)PG * D * 2 + 64;
+    return FA_BAR + (size_t)FROWS * D * 2 + 4 * (size_t)PG * D * 2 + 2 * (size_t)PG * D * 2;
 }
 
 template <int D>
@@ -296,13 +298,17 @@ __global__ void __launch_bounds__(32 * FW, 1)
     constexpr int CVA = NCV / SA, CVB = NCV / SB;
     static_assert(CVA * SA == NCV && CVB * SB == NCV, "conversion split");
     extern __shared__ __align__(128) unsigned char sm[];
-    unsigned char *Qs = sm;                              /* [FROWS][D] bf16 */
+    unsigned char *Qs = sm + FA_BAR;                     /* [FROWS][D] bf16 */
     unsigned char *Ks = Qs + (size_t)FROWS * D * 2;      /* 2 x [D][PG] bf16 */
     unsigned char *Vs = Ks + 2 * (size_t)PG * D * 2;     /* 2 x [PG][D] bf16 */
     uint16_t *F0 = (uint16_t *)(Vs + 2 * (size_t)PG * D * 2); /* K block, as in the pool */
     uint16_t *F1 = F0 + BLK;                                   /* V block */
-    /* fullK[b], fullV[b]: every thread converted its share into buffer b */
-    const uint32_t mb = smem_u32(F1 + BLK);
+    /* fullK[b], fullV[b]: every thread converted its share into buffer b.
+     * Before the buffers, not after F1: with the barriers right after F1,
+     * compute-sanitizer racecheck reports the cp.async writes of F1's last
+     * 1 KB as WAW hazards on the barrier words (BENCHMARKS.md, "GPU
+     * attention kernels"; racecheck_probe.cu modes 7-8). */
+    const uint32_t mb = smem_u32(sm);
     const int gq = H / Hkv, TPC = FROWS / gq;
     const int tile = ntile_max - 1 - (int)blockIdx.x, kvh = blockIdx.y;
     const rl_cu_span sp = spans[blockIdx.z];
@@ -527,6 +533,8 @@ __global__ void __launch_bounds__(32 * FW, 1)
         }
     }
     cp_async_wait_all(); /* nothing in flight when the block exits */
+    __syncthreads();     /* every thread is past its last wait: the barriers are done */
+    if (tid < 4) mbar_inval(mb + 8 * tid);
     if (!act) return;
 #pragma unroll
     for (int mt = 0; mt < 2; mt++)
