@@ -465,6 +465,8 @@ __global__ void __launch_bounds__(NN) norm_fast_kernel(float *x, const float *yk
             float a = xr[d];
             if (COMB) {
                 float acc = 0.0f;
+                /* unrolled: the K loads are issued together (the sum's order stays) */
+#pragma unroll 8
                 for (int r = 0; r < K; r++)
                     acc += wt[(size_t)t * K + r] * yk[((size_t)t * K + r) * dim + d];
                 if (ys) acc += ys[(size_t)t * dim + d];

@@ -60,18 +60,21 @@ __global__ void rmsnorm_kernel(const float *x, int dim, const float *w, float ep
     }
 }
 
-/* one block per token; SiLU over the row, then one warp per head */
-__global__ void qk_prep_kernel(float *qkv, int ld, int nq, int nk, int D, int silu_width,
-                               const float *qn, const float *kn, float eps, int rot,
-                               const float *cs) {
+/* one block per token; SiLU over the row, then one warp per head. The block
+ * has a warp per head (up to 32: qk_prep_threads), so that at decode, where
+ * the step is one block, no warp takes a second head in turn. */
+__global__ void __launch_bounds__(1024) qk_prep_kernel(float *qkv, int ld, int nq, int nk, int D,
+                                                       int silu_width, const float *qn,
+                                                       const float *kn, float eps, int rot,
+                                                       const float *cs) {
     float *row = qkv + (size_t)blockIdx.x * ld;
     if (silu_width) {
-        for (int i = threadIdx.x; i < silu_width; i += NT) row[i] = row[i] * sigmoidf_(row[i]);
+        for (int i = threadIdx.x; i < silu_width; i += blockDim.x) row[i] = row[i] * sigmoidf_(row[i]);
         __syncthreads();
     }
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = rot / 2;
     const float *c = cs + (size_t)blockIdx.x * rot, *sn = c + half;
-    for (int h = warp; h < nq + nk; h += NT / 32) {
+    for (int h = warp; h < nq + nk; h += blockDim.x / 32) {
         float *x = row + (size_t)h * D;
         const float *w = h < nq ? qn : kn;
         float inv = 1.0f;
@@ -95,22 +98,31 @@ __global__ void qk_prep_kernel(float *qkv, int ld, int nq, int nk, int D, int si
     }
 }
 
-/* one block per token, one warp per group */
-__global__ void group_norm_gate_kernel(const float *o, const float *gate, int dim, int groups,
-                                       const float *w, float eps, float *y) {
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gs = dim / groups;
-    size_t base = (size_t)blockIdx.x * dim;
-    for (int g = warp; g < groups; g += NT / 32) {
-        const float *og = o + base + (size_t)g * gs;
-        float ss = 0.0f;
-        for (int i = lane; i < gs; i += 32) ss = fmaf(og[i], og[i], ss);
-        ss = warp_sum(ss);
-        float inv = 1.0f / sqrtf(ss / (float)gs + eps);
-        for (int i = lane; i < gs; i += 32) {
-            size_t c = (size_t)g * gs + i;
-            y[base + c] = o[base + c] * inv * w[c] * sigmoidf_(gate[base + c]);
-        }
-    }
+/* one block of GN threads per (token, group): at decode the step's groups
+ * run side by side (a block per token walked them one warp per group, ~10 us
+ * per layer on an H200). Any group width (Ring: 512): the sum's loop is
+ * unrolled so that a thread's loads are issued together; the output pass
+ * reads the group again (L1 hits). */
+constexpr int GN = 256;
+__global__ void __launch_bounds__(GN) group_norm_gate_kernel(const float *o, const float *gate,
+                                                             int dim, int groups, const float *w,
+                                                             float eps, float *y) {
+    __shared__ float sh[GN / 32];
+    int gs = dim / groups, g = blockIdx.y;
+    size_t base = (size_t)blockIdx.x * dim + (size_t)g * gs;
+    float ss = 0.0f;
+#pragma unroll 8
+    for (int i = threadIdx.x; i < gs; i += GN) ss = fmaf(o[base + i], o[base + i], ss);
+    ss = warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    float tot = 0.0f;
+#pragma unroll
+    for (int i = 0; i < GN / 32; i++) tot += sh[i];
+    float inv = 1.0f / sqrtf(tot / (float)gs + eps);
+#pragma unroll 4
+    for (int i = threadIdx.x; i < gs; i += GN)
+        y[base + i] = o[base + i] * inv * w[(size_t)g * gs + i] * sigmoidf_(gate[base + i]);
 }
 
 __global__ void swiglu_kernel(float *h1, const float *h2, size_t n) {
@@ -197,15 +209,19 @@ int rl_cu_qk_prep(float *qkv, int T, int ld, int nq, int nk, int D, int silu_wid
                   const float *qn, const float *kn, float eps, int rot, const float *cs,
                   void *stream) {
     if (T <= 0) return 0;
-    qk_prep_kernel<<<T, NT, 0, (cudaStream_t)stream>>>(qkv, ld, nq, nk, D, silu_width, qn, kn,
-                                                       eps, rot, cs);
+    int heads = nq + nk, threads = 32 * (heads < 8 ? 8 : heads > 32 ? 32 : heads);
+    qk_prep_kernel<<<T, threads, 0, (cudaStream_t)stream>>>(qkv, ld, nq, nk, D, silu_width, qn,
+                                                            kn, eps, rot, cs);
     return (int)cudaGetLastError();
 }
 
 int rl_cu_group_norm_gate(const float *o, const float *gate, int T, int dim, int groups,
                           const float *w, float eps, float *y, void *stream) {
     if (T <= 0) return 0;
-    group_norm_gate_kernel<<<T, NT, 0, (cudaStream_t)stream>>>(o, gate, dim, groups, w, eps, y);
+    if (groups < 1 || dim % groups || groups > 65535)
+        return (int)cudaErrorInvalidValue;
+    group_norm_gate_kernel<<<dim3(T, groups), GN, 0, (cudaStream_t)stream>>>(o, gate, dim, groups,
+                                                                             w, eps, y);
     return (int)cudaGetLastError();
 }
 
