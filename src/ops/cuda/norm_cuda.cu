@@ -98,30 +98,23 @@ __global__ void __launch_bounds__(1024) qk_prep_kernel(float *qkv, int ld, int n
     }
 }
 
-/* one block of GN threads per (token, group): at decode the step's groups
+/* one block of NT threads per (token, group): at decode the step's groups
  * run side by side (a block per token walked them one warp per group, ~10 us
  * per layer on an H200). Any group width (Ring: 512): the sum's loop is
  * unrolled so that a thread's loads are issued together; the output pass
  * reads the group again (L1 hits). */
-constexpr int GN = 256;
-__global__ void __launch_bounds__(GN) group_norm_gate_kernel(const float *o, const float *gate,
+__global__ void __launch_bounds__(NT) group_norm_gate_kernel(const float *o, const float *gate,
                                                              int dim, int groups, const float *w,
                                                              float eps, float *y) {
-    __shared__ float sh[GN / 32];
+    __shared__ float sh[NT / 32];
     int gs = dim / groups, g = blockIdx.y;
     size_t base = (size_t)blockIdx.x * dim + (size_t)g * gs;
     float ss = 0.0f;
 #pragma unroll 8
-    for (int i = threadIdx.x; i < gs; i += GN) ss = fmaf(o[base + i], o[base + i], ss);
-    ss = warp_sum(ss);
-    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    float tot = 0.0f;
-#pragma unroll
-    for (int i = 0; i < GN / 32; i++) tot += sh[i];
-    float inv = 1.0f / sqrtf(tot / (float)gs + eps);
+    for (int i = threadIdx.x; i < gs; i += NT) ss = fmaf(o[base + i], o[base + i], ss);
+    float inv = 1.0f / sqrtf(block_sum(ss, sh) / (float)gs + eps);
 #pragma unroll 4
-    for (int i = threadIdx.x; i < gs; i += GN)
+    for (int i = threadIdx.x; i < gs; i += NT)
         y[base + i] = o[base + i] * inv * w[(size_t)g * gs + i] * sigmoidf_(gate[base + i]);
 }
 
@@ -220,7 +213,7 @@ int rl_cu_group_norm_gate(const float *o, const float *gate, int T, int dim, int
     if (T <= 0) return 0;
     if (groups < 1 || dim % groups || groups > 65535)
         return (int)cudaErrorInvalidValue;
-    group_norm_gate_kernel<<<dim3(T, groups), GN, 0, (cudaStream_t)stream>>>(o, gate, dim, groups,
+    group_norm_gate_kernel<<<dim3(T, groups), NT, 0, (cudaStream_t)stream>>>(o, gate, dim, groups,
                                                                              w, eps, y);
     return (int)cudaGetLastError();
 }
