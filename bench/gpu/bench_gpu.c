@@ -9,7 +9,7 @@
  *
  *   bench_gpu [--model PRESET[:softmax]]... [--contexts 4096,32768,131072]
  *             [--batches 1,16,64,256] [--budget S] [--step 4096]
- *             [--deterministic] [--distinct-kv GB]
+ *             [--deterministic] [--distinct-kv GB] [--profile-decode]
  * PRESET:softmax is the preset with layer_group_size = 1 (every layer
  * softmax). Prefill feeds the context in steps of --step tokens; the time to
  * reach each context is its prefill time. Decode forks B sequences from the
@@ -20,7 +20,10 @@
  * is printed as "not measured". --distinct-kv GB gives every fork its own copy
  * of the prompt's KV pages (rl_cuda_seq_unshare) in a pool of GB gigabytes,
  * so no two sequences read the same memory (serving unrelated prompts); the
- * rows whose KV does not fit are "not measured". */
+ * rows whose KV does not fit are "not measured". --profile-decode brackets the
+ * timed decode steps with cudaProfilerStart/Stop, so that a profiler started
+ * with its capture off (ncu --profile-from-start off) sees only them
+ * (bench/gpu/decode_kernels.sh). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@
 #include <time.h>
 
 #include <cublas_v2.h>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
 #include "engine/step_cuda.h"
@@ -35,6 +39,9 @@
 #include "model/model_skeleton.h"
 #include "ops/cuda/fwd_cuda.h"
 #include "gpu_floors.h"
+
+/* --profile-decode (header comment) */
+static int g_profile_decode;
 
 static double now(void) {
     struct timespec ts;
@@ -246,6 +253,7 @@ static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, i
             rl_cuda_profile(g, NULL, true);
             for (int st = 0; ok && st < 7; st++) {
                 if (st == 2) rl_cuda_profile(g, NULL, true);
+                if (st == 2 && g_profile_decode) cudaProfilerStart();
                 for (int i = 0; i < B; i++)
                     sp[i] = (rl_cuda_span){q[i], &req[i].token, 1, ctx + st, RL_LOGITS_LAST, NULL,
                                            &req[i]};
@@ -253,6 +261,7 @@ static int run_model(const char *spec, const int *ctxs, int nc, const int *bs, i
                 ok = !rl_cuda_step(g, sp, B, &e);
                 if (st >= 2) td += now() - a;
             }
+            if (g_profile_decode) cudaProfilerStop();
             for (int i = 0; i < B && smp; i++) rl_sampler_free(&smp[i]);
             free(smp);
             free(req);
@@ -298,6 +307,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--deterministic")) { det = 1; continue; }
+        if (!strcmp(a, "--profile-decode")) { g_profile_decode = 1; continue; }
         if (!v) { fprintf(stderr, "bench_gpu: %s needs a value\n", a); return 2; }
         if (!strcmp(a, "--model") && nm < 8) models[nm++] = v;
         else if (!strcmp(a, "--contexts")) { free(ctxs); ctxs = parse_list(v, &nc); }
