@@ -61,8 +61,8 @@ __global__ void rmsnorm_kernel(const float *x, int dim, const float *w, float ep
 }
 
 /* one block per token; SiLU over the row, then one warp per head. The block
- * has a warp per head (up to 32: qk_prep_threads), so that at decode, where
- * the step is one block, no warp takes a second head in turn. */
+ * has a warp per head (8 to 32 warps: rl_cu_qk_prep), so that at decode,
+ * where the step is one block, no warp takes a second head in turn. */
 __global__ void __launch_bounds__(1024) qk_prep_kernel(float *qkv, int ld, int nq, int nk, int D,
                                                        int silu_width, const float *qn,
                                                        const float *kn, float eps, int rot,
