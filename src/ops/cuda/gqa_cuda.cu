@@ -307,7 +307,8 @@ __global__ void __launch_bounds__(32 * FW, 1)
      * Before the buffers, not after F1: with the barriers right after F1,
      * compute-sanitizer racecheck reports the cp.async writes of F1's last
      * 1 KB as WAW hazards on the barrier words (BENCHMARKS.md, "GPU
-     * attention kernels"; racecheck_probe.cu modes 7-8). */
+     * attention kernels"; the same layout in racecheck_probe.cu, modes
+     * 7-8, is not reported, so the tool's reason is not known). */
     const uint32_t mb = smem_u32(sm);
     const int gq = H / Hkv, TPC = FROWS / gq;
     const int tile = ntile_max - 1 - (int)blockIdx.x, kvh = blockIdx.y;
