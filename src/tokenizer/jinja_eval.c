@@ -1198,12 +1198,21 @@ static int str_format(ctx *C, const jnode *n, jv s, args *A, jv *out) {
         if (memchr(f, ':', fl) || memchr(f, '!', fl) || memchr(f, '.', fl) || memchr(f, '[', fl))
             return fail(C, n, "ValueError", "str.format field '%.*s' uses a conversion or format spec (unsupported)", (int)fl, f);
         jv v;
+        /* Python: a field of digits only is an index (ValueError past
+         * Py_ssize_t); any other field, "0a" or "-1" included, a keyword */
+        bool digits = fl > 0;
+        for (size_t j = 0; j < fl; j++) digits = digits && f[j] >= '0' && f[j] <= '9';
         if (fl == 0) {
             if (autoi >= A->npos) return fail(C, n, "IndexError", "Replacement index %d out of range for positional args tuple", autoi);
             v = A->pos[autoi++];
-        } else if (f[0] >= '0' && f[0] <= '9') {
-            int idx = atoi(f);
-            if (idx >= A->npos) return fail(C, n, "IndexError", "Replacement index %d out of range for positional args tuple", idx);
+        } else if (digits) {
+            unsigned long long idx = 0;
+            for (size_t j = 0; j < fl; j++) { /* CPython's get_integer bound */
+                unsigned d = (unsigned)(f[j] - '0');
+                if (idx > ((unsigned long long)INT64_MAX - d) / 10) return fail(C, n, "ValueError", "Too many decimal digits in format string");
+                idx = idx * 10 + d;
+            }
+            if (idx >= (unsigned long long)A->npos) return fail(C, n, "IndexError", "Replacement index %llu out of range for positional args tuple", idx);
             v = A->pos[idx];
         } else {
             bool found = false;

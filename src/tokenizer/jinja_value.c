@@ -363,7 +363,8 @@ static bool repr_depth(jbuf *b, jv v, int depth) {
     }
     case JT_FUNC: return jb_puts(b, "<Macro>");
     case JT_LOOP: return jb_puts(b, "<LoopContext>");
-    default: return str_depth(b, v, depth);
+    case JT_NONE: case JT_BOOL: case JT_INT: case JT_FLOAT: return str_depth(b, v, depth);
+    default: return jb_puts(b, "<object>"); /* no type reaches here; never back into str_depth */
     }
 }
 

@@ -233,6 +233,10 @@ FEATURES = [
     "{{ 'unterminated }}", "{% if true %}never closed", "{% endif %}", "{{ (1 }}", "{% set x.y = 1 %}", "{{ undefined_fn() }}",
     "{{ range(200000) | length }}", "{{ messages | tojson(indent='  ') }}{{ undefined_v | tojson }}",
     "{% extends 'base.html' %}", "{{ 'x'.nosuchmethod() }}", "{{ {'a': 1}.update({'b': 2}) }}",
+    # str.format fields: an index past the arguments, one past Py_ssize_t (a fuzzer's crash:
+    # the overflowed index read outside the arguments), non-digit names are keywords
+    "{{ '{5}'.format(1) }}", "{{ '{5555555555555555555555555555555} and {}'.format(1) }}",
+    "{{ '{0a}'.format(1) }}", "{{ '{-1}'.format(1) }}", "{{ '{1}{0}'.format('a', 'b') }}",
     # Markup (|safe, |escape) and generator (map/select/...) semantics as in Jinja2
     "{{ 'a<'|safe + '<b>' }}|{{ '<x>' + '\"q\"'|safe }}|{{ '<'|e }}|{{ ('<'|e) + '&' }}|{{ 'a'|safe ~ '<' }}|{{ messages|tojson|safe }}",
     "{{ 'yes' if [] | select else 'no' }}|{{ 'yes' if none | map('upper') else 'no' }}|{{ none | selectattr('x') | list }}|{{ [1, 2] | map('string') | first }}|{{ [3, 1] | reverse | list }}{{ ([3, 1] | reverse)[0] is defined }}",

@@ -123,6 +123,10 @@ static const struct { const char *tmpl, *kind, *msg; } ERR_CASES[] = {
     { "{% set s.x = 1 %}", "TemplateRuntimeError", "cannot assign attribute on non-namespace object" },
     { "{{ range(1000000) }}", "OverflowError", "Range too big. The sandbox blocks ranges larger than MAX_RAN" },
     { "ab\n{{ 'x' }}\n  {% bogus %}", "TemplateSyntaxError", "Encountered unknown tag 'bogus'." },
+    /* a fuzzer's crash: the overflowed index read outside the arguments */
+    { "{{ '{5555555555555555555555555555555} and {}'.format(1) }}", "ValueError", "Too many decimal digits in format string" },
+    { "{{ '{5}'.format(1) }}", "IndexError", "Replacement index 5 out of range for positional args tuple" },
+    { "{{ '{0a}'.format(1) }}", "KeyError", "'0a'" },
 };
 
 static int render(const char *tmpl, const char *vars_json, const rl_jinja_opts *o, char **out, rl_err *err) {
