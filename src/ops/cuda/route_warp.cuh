@@ -1,8 +1,9 @@
 /* The routing of one token by one warp (src/model/router.c on the device),
  * for rl_cu_route's warp kernel (moe_cuda.cu; decode_cuda.cu's fused router
- * has its own routing, route_fast, and uses only rl_route_warp_argmax): sigmoid of the logits, group-limited top-k with
- * the bias for selection only, ties to the lower index (the CPU's first
- * maximum), normalized weights times scale. Scores live in the caller's
+ * has its own routing, route_fast, and uses only rl_route_warp_argmax):
+ * sigmoid of the logits, group-limited top-k with the bias for selection
+ * only, ties to the lower index (the CPU's first maximum), normalized
+ * weights times scale. Scores live in the caller's
  * shared arrays of at least E entries (sig, b, ok) and 32 (gs, keep). */
 #ifndef RL_OPS_CUDA_ROUTE_WARP_CUH
 #define RL_OPS_CUDA_ROUTE_WARP_CUH
